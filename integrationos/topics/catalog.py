@@ -1,0 +1,71 @@
+"""Every topic the platform owns: name, partitions, retention, what its records are.
+
+Topics are declared here and created from this list at start-up
+(`integrationos.topics.admin.ensure_topics`); the broker never auto-creates them.
+The prefix (``IOS_TOPIC_PREFIX``) lets several platforms, or test runs, share a broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic declaration; ``retention_ms=-1`` keeps records forever."""
+
+    suffix: str
+    partitions: int
+    retention_ms: int
+    record: str
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}.{self.suffix}"
+
+
+CONFIG = TopicSpec(
+    suffix="config.v1",
+    partitions=1,
+    retention_ms=-1,
+    record=(
+        "Avro envelope (topics/schemas.py) of tenant, connector, transformation and "
+        "integration events; key = aggregate id. One partition: configuration changes are "
+        "few and a single total order keeps references (integration -> connector) valid. "
+        "The source of truth for every configuration table."
+    ),
+)
+
+INGEST = TopicSpec(
+    suffix="ingest.v1",
+    partitions=6,
+    retention_ms=7 * DAY_MS,
+    record=(
+        "Raw message payload as UTF-8 JSON; key = ordering key (messages with the same key "
+        "are processed in order); headers: ios-tenant, ios-integration (required), "
+        "ios-message-id (optional, derived from partition and offset otherwise), traceparent."
+    ),
+)
+
+MESSAGE_EVENTS = TopicSpec(
+    suffix="message-events.v1",
+    partitions=6,
+    retention_ms=30 * DAY_MS,
+    record=(
+        "Avro envelope of MessageReceived/Transformed/Delivered/Failed/DeadLettered; "
+        "key = message id, so one message's events stay in order."
+    ),
+)
+
+DEAD_LETTER = TopicSpec(
+    suffix="dlq.v1",
+    partitions=6,
+    retention_ms=30 * DAY_MS,
+    record=(
+        "The original ingest record (key, value, headers) plus headers ios-dlq-code, "
+        "ios-dlq-message, ios-dlq-stage, ios-message-id."
+    ),
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (CONFIG, INGEST, MESSAGE_EVENTS, DEAD_LETTER)

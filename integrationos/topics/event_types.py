@@ -1,0 +1,32 @@
+"""Stable names of every event type.
+
+Names never change once records exist (moving or renaming a Python class must never
+break replay); the schema version travels beside the name in the envelope.
+"""
+
+from __future__ import annotations
+
+TENANT_CREATED = "tenant.created"
+API_KEY_ISSUED = "tenant.api_key_issued"
+API_KEY_REVOKED = "tenant.api_key_revoked"
+
+CONNECTOR_CREATED = "connector.created"
+CONNECTOR_UPDATED = "connector.updated"
+CONNECTOR_DELETED = "connector.deleted"
+
+TRANSFORMATION_CREATED = "transformation.created"
+TRANSFORMATION_UPDATED = "transformation.updated"
+TRANSFORMATION_DELETED = "transformation.deleted"
+
+INTEGRATION_CREATED = "integration.created"
+INTEGRATION_UPDATED = "integration.updated"
+INTEGRATION_DELETED = "integration.deleted"
+INTEGRATION_PROMOTED = "integration.promoted"
+INTEGRATION_PAUSED = "integration.paused"
+INTEGRATION_RESUMED = "integration.resumed"
+
+MESSAGE_RECEIVED = "message.received"
+MESSAGE_TRANSFORMED = "message.transformed"
+MESSAGE_DELIVERED = "message.delivered"
+MESSAGE_FAILED = "message.failed"
+MESSAGE_DEAD_LETTERED = "message.dead_lettered"

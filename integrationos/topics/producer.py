@@ -1,0 +1,111 @@
+"""Appending to the log: one idempotent, acks=all confluent-kafka producer per process.
+
+``append`` returns an awaitable that resolves to the record's (partition, offset) once the
+broker has it, so callers (the API, the pipeline) can make durability a precondition of
+acknowledging anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from integrationos.topics import codec
+from integrationos.topics.envelope import Event
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class AppendFailed(RuntimeError):
+    """The broker did not take a record (after the producer's own retries)."""
+
+
+class LogProducer:
+    """Thread-safe wrapper that bridges delivery reports to asyncio futures."""
+
+    def __init__(self, bootstrap: str, client_id: str = "integrationos") -> None:
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "client.id": client_id,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "message.max.bytes": 8 * 1024 * 1024,
+            }
+        )
+        self._stopping = threading.Event()
+        self._poller = threading.Thread(target=self._poll_forever, daemon=True)
+        self._poller.start()
+
+    def _poll_forever(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.05)
+
+    def produce(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers = ()
+    ) -> asyncio.Future[tuple[int, int]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, int]] = loop.create_future()
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                loop.call_soon_threadsafe(_fail, future, AppendFailed(str(err)))
+            else:
+                loop.call_soon_threadsafe(_resolve, future, (msg.partition(), msg.offset()))
+
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, headers=list(headers), on_delivery=on_delivery
+                )
+                return future
+            except BufferError:  # local queue full: let the poller drain it
+                self._producer.poll(0.05)
+
+    def append(self, topic: str, event: Event) -> asyncio.Future[tuple[int, int]]:
+        return self.produce(
+            topic, event.aggregate_id.encode(), codec.encode(event), codec.headers_for(event)
+        )
+
+    def produce_sync(self, topic: str, key: bytes | None, value: bytes, headers: Headers = (),
+                     timeout: float = 30) -> tuple[int, int]:
+        """Blocking append for command-line tools that have no event loop."""
+        result: list[tuple[int, int] | Exception] = []
+        done = threading.Event()
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            result.append(AppendFailed(str(err)) if err else (msg.partition(), msg.offset()))
+            done.set()
+
+        self._producer.produce(topic, value=value, key=key, headers=list(headers),
+                               on_delivery=on_delivery)
+        if not done.wait(timeout):
+            raise AppendFailed(f"no delivery report within {timeout}s")
+        outcome = result[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def append_sync(self, topic: str, event: Event, timeout: float = 30) -> tuple[int, int]:
+        return self.produce_sync(topic, event.aggregate_id.encode(), codec.encode(event),
+                                 codec.headers_for(event), timeout)
+
+    def close(self, timeout: float = 10) -> None:
+        self._producer.flush(timeout)
+        self._stopping.set()
+        self._poller.join(timeout)
+
+
+def _resolve(future: asyncio.Future[tuple[int, int]], value: tuple[int, int]) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail(future: asyncio.Future[tuple[int, int]], exc: Exception) -> None:
+    if not future.done():
+        future.set_exception(exc)

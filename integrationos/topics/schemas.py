@@ -1,0 +1,162 @@
+"""Versioned Avro schemas: the envelope, and the data of each event type.
+
+How a schema evolves: never edit a published version. Add a new version to
+``EVENT_DATA_SCHEMAS`` whose new fields have defaults, and point ``CURRENT_VERSION`` at it.
+Records keep the version they were written with; readers decode them with that writer
+schema and Avro schema resolution upgrades them to the current one, so the log is never
+rewritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integrationos.topics import event_types as t
+
+ENVELOPE_FORMAT_V1 = 1
+
+ENVELOPE_V1: dict[str, Any] = {
+    "type": "record",
+    "name": "Envelope",
+    "namespace": "io.integrationos.events.v1",
+    "fields": [
+        {"name": "eventId", "type": "string"},
+        {"name": "type", "type": "string"},
+        {"name": "schemaVersion", "type": "int"},
+        {"name": "tenant", "type": "string"},
+        {"name": "aggregateId", "type": "string"},
+        {"name": "occurredAt", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "causationId", "type": ["null", "string"], "default": None},
+        {"name": "correlationId", "type": ["null", "string"], "default": None},
+        {"name": "traceparent", "type": ["null", "string"], "default": None},
+        {"name": "data", "type": "bytes"},
+    ],
+}
+
+_OPT_STR = ["null", "string"]
+
+_SEALED_SECRET = {
+    "type": "record",
+    "name": "SealedSecret",
+    "doc": "AES-256-GCM ciphertext of the connector's credentials (JSON), never plain text.",
+    "fields": [
+        {"name": "keyId", "type": "string"},
+        {"name": "nonce", "type": "bytes"},
+        {"name": "ciphertext", "type": "bytes"},
+    ],
+}
+
+
+def _record(name: str, fields: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "record", "name": name, "namespace": "io.integrationos.data", "fields": fields}
+
+
+def _f(name: str, type_: Any, default: Any = ...) -> dict[str, Any]:
+    field: dict[str, Any] = {"name": name, "type": type_}
+    if default is not ...:
+        field["default"] = default
+    return field
+
+
+def _opt(name: str) -> dict[str, Any]:
+    return _f(name, _OPT_STR, None)
+
+
+_CONNECTOR_STATE = _record(
+    "ConnectorState",
+    [
+        _f("id", "string"),
+        _f("name", "string"),
+        _f("connectorType", "string"),
+        _f("configJson", "string"),
+        _f("credentials", ["null", _SEALED_SECRET], None),
+        _f("version", "int"),
+    ],
+)
+
+_TRANSFORMATION_STATE = _record(
+    "TransformationState",
+    [
+        _f("id", "string"),
+        _f("name", "string"),
+        _opt("sourceSchema"),
+        _f("expression", "string"),
+        _f("version", "int"),
+    ],
+)
+
+_INTEGRATION_STATE = _record(
+    "IntegrationState",
+    [
+        _f("id", "string"),
+        _f("name", "string"),
+        _f("environment", "string"),
+        _opt("sourceConnectorId"),
+        _opt("targetConnectorId"),
+        _opt("transformationId"),
+        _opt("expression"),
+        _f("errorStrategy", "string"),
+        _f("version", "int"),
+    ],
+)
+
+
+def _id_only(name: str) -> dict[str, Any]:
+    return _record(name, [_f("id", "string")])
+
+
+EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
+    (t.TENANT_CREATED, 1): _record(
+        "TenantCreated", [_f("id", "string"), _f("name", "string"), _f("plan", "string")]
+    ),
+    (t.API_KEY_ISSUED, 1): _record(
+        "ApiKeyIssued",
+        [_f("keyId", "string"), _f("keyHash", "string"), _f("prefix", "string"),
+         _f("name", "string")],
+    ),
+    (t.API_KEY_REVOKED, 1): _record("ApiKeyRevoked", [_f("keyId", "string")]),
+    (t.CONNECTOR_CREATED, 1): _CONNECTOR_STATE,
+    (t.CONNECTOR_UPDATED, 1): _CONNECTOR_STATE,
+    (t.CONNECTOR_DELETED, 1): _id_only("ConnectorDeleted"),
+    (t.TRANSFORMATION_CREATED, 1): _TRANSFORMATION_STATE,
+    (t.TRANSFORMATION_UPDATED, 1): _TRANSFORMATION_STATE,
+    (t.TRANSFORMATION_DELETED, 1): _id_only("TransformationDeleted"),
+    (t.INTEGRATION_CREATED, 1): _INTEGRATION_STATE,
+    (t.INTEGRATION_UPDATED, 1): _INTEGRATION_STATE,
+    (t.INTEGRATION_DELETED, 1): _id_only("IntegrationDeleted"),
+    (t.INTEGRATION_PAUSED, 1): _id_only("IntegrationPaused"),
+    (t.INTEGRATION_RESUMED, 1): _id_only("IntegrationResumed"),
+    (t.INTEGRATION_PROMOTED, 1): _record(
+        "IntegrationPromoted",
+        [_f("id", "string"), _f("fromEnvironment", "string"), _f("toEnvironment", "string"),
+         _f("promotedId", "string"), _opt("promotedBy")],
+    ),
+    (t.MESSAGE_RECEIVED, 1): _record(
+        "MessageReceived",
+        [_f("messageId", "string"), _opt("integrationId"), _opt("key"),
+         _f("payloadJson", "string"), _f("source", "string")],
+    ),
+    (t.MESSAGE_TRANSFORMED, 1): _record(
+        "MessageTransformed",
+        [_f("messageId", "string"), _f("integrationId", "string"), _f("outputJson", "string"),
+         _f("durationUs", "long")],
+    ),
+    (t.MESSAGE_DELIVERED, 1): _record(
+        "MessageDelivered",
+        [_f("messageId", "string"), _f("integrationId", "string"), _f("attempt", "int"),
+         _f("target", "string"), _f("detail", "string")],
+    ),
+    (t.MESSAGE_FAILED, 1): _record(
+        "MessageFailed",
+        [_f("messageId", "string"), _opt("integrationId"), _f("attempt", "int"),
+         _f("stage", "string"), _f("errorClass", "string"), _f("code", "string"),
+         _f("message", "string")],
+    ),
+    (t.MESSAGE_DEAD_LETTERED, 1): _record(
+        "MessageDeadLettered",
+        [_f("messageId", "string"), _opt("integrationId"), _f("stage", "string"),
+         _f("code", "string"), _f("message", "string"), _f("dlqTopic", "string")],
+    ),
+}
+
+CURRENT_VERSION: dict[str, int] = {name: 1 for name, _ in EVENT_DATA_SCHEMAS}
