@@ -1,0 +1,90 @@
+"""The connector contract: every connector type is one module implementing this.
+
+A type declares its config spec (JSON Schema; the API validates against it and a UI can
+render it as a form), which credentials it takes, and which roles it can play. Targets
+implement ``write``; sources implement ``poll`` (pull-based) or are fed by the ingest
+endpoint/topic (push-based). The engine only ever talks to this interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+Role = Literal["source", "target"]
+JsonValue = Any
+
+
+class ConnectorError(Exception):
+    """A failed connector call, classified so the error strategy can act on it.
+
+    ``retryable`` is True for transient faults (timeouts, refused, 5xx, 429) and False for
+    permanent ones (auth, other 4xx, bad config). ``excerpt`` is a short, secret-free piece
+    of the remote answer, kept for the operator.
+    """
+
+    def __init__(self, code: str, message: str, *, retryable: bool, excerpt: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.excerpt = excerpt
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    status: Literal["UP", "DOWN"]
+    latency_ms: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What a target receives: the transformed payload and the identity of the message.
+
+    ``idempotency_key`` is stable across retries and re-deliveries of the same message, so
+    targets can suppress duplicates (HTTP ``Idempotency-Key`` header, Kafka record key).
+    """
+
+    message_id: str
+    idempotency_key: str
+    tenant: str
+    integration_id: str
+    key: str | None
+    payload: JsonValue
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A successful write; ``detail`` says what the target answered (e.g. ``HTTP 201``)."""
+
+    target: str
+    detail: str
+
+
+class Connector(ABC):
+    """One configured connection. Instances are reused across messages and closed once."""
+
+    type_name: ClassVar[str]
+    display_name: ClassVar[str]
+    roles: ClassVar[frozenset[Role]]
+    config_spec: ClassVar[dict[str, Any]]
+    credentials_spec: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
+
+    def __init__(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
+        self.config = config
+        self._credentials = credentials
+
+    @abstractmethod
+    async def test(self, timeout: float = 10.0) -> HealthReport:
+        """Really connect (and authenticate) within ``timeout`` seconds; never raise."""
+
+    async def write(self, message: OutboundMessage) -> Delivery:
+        """Deliver one message; raise ``ConnectorError`` on failure."""
+        raise NotImplementedError(f"{self.type_name} cannot be a target")
+
+    async def close(self) -> None:
+        """Release pooled resources."""
+        return None

@@ -1,0 +1,243 @@
+"""How each event changes the read models. Pure SQL on a connection, no Kafka.
+
+Handlers are written so applying the same event twice leaves the same rows (upserts keyed
+by aggregate or event id); the projector adds exactly-once on top by tracking offsets.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert, select, update
+
+from integrationos.store.tables import (
+    api_keys,
+    connectors,
+    integrations,
+    message_events,
+    messages,
+    tenants,
+    transformations,
+)
+from integrationos.topics import event_types as t
+from integrationos.topics.envelope import Event
+
+Handler = Callable[[Connection, Event], None]
+_HANDLERS: dict[str, Handler] = {}
+
+TERMINAL_STATUSES = frozenset({"DELIVERED", "DEAD_LETTERED"})
+
+
+def handles(*types: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for type_ in types:
+            _HANDLERS[type_] = fn
+        return fn
+
+    return register
+
+
+def apply_event(conn: Connection, event: Event) -> None:
+    handler = _HANDLERS.get(event.type)
+    if handler is not None:
+        handler(conn, event)
+
+
+def _upsert(conn: Connection, table: Table, key: str, row: dict[str, Any]) -> None:
+    """Insert or update by primary key; ``created_at`` is kept from the first insert."""
+    pk = table.c[key]
+    exists = conn.execute(select(pk).where(pk == row[key])).first()
+    if exists:
+        changes = {k: v for k, v in row.items() if k != "created_at"}
+        conn.execute(update(table).where(pk == row[key]).values(**changes))
+    else:
+        conn.execute(insert(table).values(**row))
+
+
+def _soft_delete(conn: Connection, table: Table, event: Event) -> None:
+    conn.execute(
+        update(table)
+        .where(table.c.id == event.data["id"], table.c.tenant_id == event.tenant)
+        .values(deleted=True, updated_at=event.occurred_at_ms)
+    )
+
+
+@handles(t.TENANT_CREATED)
+def _tenant_created(conn: Connection, event: Event) -> None:
+    d = event.data
+    _upsert(conn, tenants, "id", {
+        "id": d["id"], "name": d["name"], "plan": d["plan"],
+        "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
+    })
+
+
+@handles(t.API_KEY_ISSUED)
+def _api_key_issued(conn: Connection, event: Event) -> None:
+    d = event.data
+    _upsert(conn, api_keys, "key_id", {
+        "key_id": d["keyId"], "tenant_id": event.tenant, "key_hash": d["keyHash"],
+        "prefix": d["prefix"], "name": d["name"], "revoked": False,
+        "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
+    })
+
+
+@handles(t.API_KEY_REVOKED)
+def _api_key_revoked(conn: Connection, event: Event) -> None:
+    conn.execute(
+        update(api_keys)
+        .where(api_keys.c.key_id == event.data["keyId"], api_keys.c.tenant_id == event.tenant)
+        .values(revoked=True, updated_at=event.occurred_at_ms)
+    )
+
+
+def seal_to_text(sealed: dict[str, Any] | None) -> str | None:
+    """The sealed credentials as stored in a table: still ciphertext, base64 in JSON."""
+    if sealed is None:
+        return None
+    return json.dumps({
+        "keyId": sealed["keyId"],
+        "nonce": base64.b64encode(sealed["nonce"]).decode(),
+        "ciphertext": base64.b64encode(sealed["ciphertext"]).decode(),
+    })
+
+
+@handles(t.CONNECTOR_CREATED, t.CONNECTOR_UPDATED)
+def _connector_state(conn: Connection, event: Event) -> None:
+    d = event.data
+    _upsert(conn, connectors, "id", {
+        "id": d["id"], "tenant_id": event.tenant, "name": d["name"],
+        "connector_type": d["connectorType"], "config_json": d["configJson"],
+        "credentials_sealed": seal_to_text(d["credentials"]), "version": d["version"],
+        "deleted": False, "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
+    })
+
+
+@handles(t.CONNECTOR_DELETED)
+def _connector_deleted(conn: Connection, event: Event) -> None:
+    _soft_delete(conn, connectors, event)
+
+
+@handles(t.TRANSFORMATION_CREATED, t.TRANSFORMATION_UPDATED)
+def _transformation_state(conn: Connection, event: Event) -> None:
+    d = event.data
+    _upsert(conn, transformations, "id", {
+        "id": d["id"], "tenant_id": event.tenant, "name": d["name"],
+        "source_schema": d["sourceSchema"], "expression": d["expression"],
+        "version": d["version"], "deleted": False,
+        "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
+    })
+
+
+@handles(t.TRANSFORMATION_DELETED)
+def _transformation_deleted(conn: Connection, event: Event) -> None:
+    _soft_delete(conn, transformations, event)
+
+
+@handles(t.INTEGRATION_CREATED, t.INTEGRATION_UPDATED)
+def _integration_state(conn: Connection, event: Event) -> None:
+    d = event.data
+    row = {
+        "id": d["id"], "tenant_id": event.tenant, "name": d["name"],
+        "environment": d["environment"], "source_connector_id": d["sourceConnectorId"],
+        "target_connector_id": d["targetConnectorId"],
+        "transformation_id": d["transformationId"], "expression": d["expression"],
+        "error_strategy": d["errorStrategy"], "version": d["version"], "deleted": False,
+        "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
+    }
+    if event.type == t.INTEGRATION_CREATED:
+        row["status"] = "ACTIVE"
+    _upsert(conn, integrations, "id", row)
+
+
+@handles(t.INTEGRATION_DELETED)
+def _integration_deleted(conn: Connection, event: Event) -> None:
+    _soft_delete(conn, integrations, event)
+
+
+@handles(t.INTEGRATION_PAUSED, t.INTEGRATION_RESUMED)
+def _integration_run_state(conn: Connection, event: Event) -> None:
+    status = "PAUSED" if event.type == t.INTEGRATION_PAUSED else "ACTIVE"
+    conn.execute(
+        update(integrations)
+        .where(integrations.c.id == event.data["id"], integrations.c.tenant_id == event.tenant)
+        .values(status=status, updated_at=event.occurred_at_ms)
+    )
+
+
+def _record_message_event(conn: Connection, event: Event) -> bool:
+    """Keep the event in the message's history; False if it was already there."""
+    seen = conn.execute(
+        select(message_events.c.event_id).where(message_events.c.event_id == event.event_id)
+    ).first()
+    if seen:
+        return False
+    conn.execute(insert(message_events).values(
+        event_id=event.event_id, message_id=event.data["messageId"], tenant_id=event.tenant,
+        event_type=event.type, occurred_at=event.occurred_at_ms,
+        data_json=json.dumps(event.data, ensure_ascii=False),
+    ))
+    return True
+
+
+def _set_message(conn: Connection, event: Event, status: str, **values: Any) -> None:
+    """Move a message to ``status``; a terminal status only yields to another terminal one,
+    so a duplicate early event (re-delivery after a crash) never regresses it."""
+    current = conn.execute(
+        select(messages.c.status).where(messages.c.id == event.data["messageId"])
+    ).first()
+    if current is None:
+        conn.execute(insert(messages).values(
+            id=event.data["messageId"], tenant_id=event.tenant,
+            integration_id=event.data.get("integrationId"), status=status, attempts=0,
+            source=values.pop("source", "unknown"), received_at=event.occurred_at_ms,
+            updated_at=event.occurred_at_ms, **values,
+        ))
+        return
+    if current.status in TERMINAL_STATUSES and status not in TERMINAL_STATUSES:
+        values = {k: v for k, v in values.items() if k in ("payload_json", "output_json")}
+    else:
+        values["status"] = status
+    values.pop("source", None)
+    conn.execute(
+        update(messages).where(messages.c.id == event.data["messageId"])
+        .values(updated_at=event.occurred_at_ms, **values)
+    )
+
+
+@handles(t.MESSAGE_RECEIVED)
+def _message_received(conn: Connection, event: Event) -> None:
+    if _record_message_event(conn, event):
+        d = event.data
+        _set_message(conn, event, "RECEIVED", source=d["source"], message_key=d["key"],
+                     payload_json=d["payloadJson"])
+
+
+@handles(t.MESSAGE_TRANSFORMED)
+def _message_transformed(conn: Connection, event: Event) -> None:
+    if _record_message_event(conn, event):
+        _set_message(conn, event, "TRANSFORMED", output_json=event.data["outputJson"])
+
+
+@handles(t.MESSAGE_DELIVERED)
+def _message_delivered(conn: Connection, event: Event) -> None:
+    if _record_message_event(conn, event):
+        _set_message(conn, event, "DELIVERED", attempts=event.data["attempt"])
+
+
+@handles(t.MESSAGE_FAILED)
+def _message_failed(conn: Connection, event: Event) -> None:
+    if _record_message_event(conn, event):
+        d = event.data
+        _set_message(conn, event, "FAILED", attempts=d["attempt"], last_error_code=d["code"],
+                     last_error_message=d["message"])
+
+
+@handles(t.MESSAGE_DEAD_LETTERED)
+def _message_dead_lettered(conn: Connection, event: Event) -> None:
+    if _record_message_event(conn, event):
+        d = event.data
+        _set_message(conn, event, "DEAD_LETTERED", last_error_code=d["code"],
+                     last_error_message=d["message"])

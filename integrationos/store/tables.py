@@ -1,0 +1,136 @@
+"""The projection tables. Every row is derived from events; nothing here is a source of truth.
+
+Timestamps are epoch milliseconds (BigInteger) so SQLite and PostgreSQL compare them alike.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+
+def _audit() -> list[Column]:
+    return [
+        Column("created_at", BigInteger, nullable=False),
+        Column("updated_at", BigInteger, nullable=False),
+    ]
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("plan", String(20), nullable=False),
+    *_audit(),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False, index=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(20), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    *_audit(),
+)
+
+connectors = Table(
+    "connectors",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("connector_type", String(40), nullable=False),
+    Column("config_json", Text, nullable=False),
+    Column("credentials_sealed", Text, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    *_audit(),
+)
+
+transformations = Table(
+    "transformations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("source_schema", Text, nullable=True),
+    Column("expression", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    *_audit(),
+)
+
+integrations = Table(
+    "integrations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("environment", String(10), nullable=False),
+    Column("source_connector_id", String(40), nullable=True),
+    Column("target_connector_id", String(40), nullable=True),
+    Column("transformation_id", String(40), nullable=True),
+    Column("expression", Text, nullable=True),
+    Column("error_strategy", String(40), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    *_audit(),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("integration_id", String(40), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("message_key", String(400), nullable=True),
+    Column("source", String(40), nullable=False),
+    Column("payload_json", Text, nullable=True),
+    Column("output_json", Text, nullable=True),
+    Column("last_error_code", String(60), nullable=True),
+    Column("last_error_message", Text, nullable=True),
+    Column("received_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_messages_integration_status", "tenant_id", "integration_id", "status"),
+)
+
+message_events = Table(
+    "message_events",
+    metadata,
+    Column("event_id", String(40), primary_key=True),
+    Column("message_id", String(64), nullable=False, index=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("event_type", String(60), nullable=False),
+    Column("occurred_at", BigInteger, nullable=False),
+    Column("data_json", Text, nullable=False),
+)
+
+projection_offsets = Table(
+    "projection_offsets",
+    metadata,
+    Column("topic", String(200), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+PROJECTED_TABLES = (
+    tenants, api_keys, connectors, transformations, integrations, messages, message_events
+)
