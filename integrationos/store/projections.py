@@ -241,3 +241,15 @@ def _message_dead_lettered(conn: Connection, event: Event) -> None:
         d = event.data
         _set_message(conn, event, "DEAD_LETTERED", last_error_code=d["code"],
                      last_error_message=d["message"])
+
+
+def sealed_from_text(text: str | None) -> dict[str, Any] | None:
+    """Inverse of ``seal_to_text``: the sealed credentials ready for the vault to open."""
+    if text is None:
+        return None
+    raw = json.loads(text)
+    return {
+        "keyId": raw["keyId"],
+        "nonce": base64.b64decode(raw["nonce"]),
+        "ciphertext": base64.b64decode(raw["ciphertext"]),
+    }

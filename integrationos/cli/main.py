@@ -1,0 +1,125 @@
+"""The `integrationos` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from integrationos.settings import Settings
+
+
+def _kafka(args: argparse.Namespace, settings: Settings) -> int:
+    from integrationos.cli.devbroker import BrokerError, DevBroker
+
+    broker = DevBroker.from_settings(settings)
+    try:
+        print({"start": broker.start, "stop": broker.stop, "status": broker.status}[args.action]())
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from integrationos.engine.worker import run_worker
+
+    run_worker(settings, loglevel=args.loglevel)
+    return 0
+
+
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from integrationos.api.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+                log_level=args.loglevel, access_log=False)
+    return 0
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from integrationos.cli.platform import run_platform
+
+    return run_platform(settings, workers=args.workers, keep_broker=args.keep_broker)
+
+
+def _tenants_create(args: argparse.Namespace, settings: Settings) -> int:
+    from integrationos.cli.tenants import create_tenant
+
+    tenant = create_tenant(settings, args.name, args.plan)
+    print(f"tenant:  {tenant.tenant_id}")
+    print(f"api key: {tenant.api_key}   (shown once; stored only as a hash)")
+    if not tenant.applied:
+        print("warning: no worker has applied it yet; it works once `integrationos worker` "
+              "(or `integrationos up`) runs", file=sys.stderr)
+    return 0
+
+
+def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from integrationos.store.database import open_database
+    from integrationos.store.rebuild import rebuild
+    from integrationos.topics.catalog import CONFIG, MESSAGE_EVENTS
+
+    engine = open_database(args.database_url or settings.database_url)
+    prefix = settings.topic_prefix
+    count = rebuild(engine, settings.kafka_bootstrap,
+                    [CONFIG.name(prefix), MESSAGE_EVENTS.name(prefix)])
+    print(f"rebuilt projections from {count} events")
+    return 0
+
+
+def _topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    from integrationos.topics.admin import ensure_topics
+
+    created = ensure_topics(settings.kafka_bootstrap, settings.topic_prefix)
+    print("created: " + (", ".join(created) or "nothing (all exist)"))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="integrationos", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+
+    kafka = sub.add_parser("kafka", help="the development Kafka broker")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.set_defaults(run=_kafka)
+
+    up = sub.add_parser("up", help="broker, worker(s) and API in one command")
+    up.add_argument("--workers", type=int, default=1)
+    up.add_argument("--keep-broker", action="store_true", help="leave the broker running")
+    up.set_defaults(run=_up)
+
+    worker = sub.add_parser("worker", help="one engine worker (Faust)")
+    worker.add_argument("--loglevel", default="warning")
+    worker.set_defaults(run=_worker)
+
+    api = sub.add_parser("api", help="the HTTP API (uvicorn)")
+    api.add_argument("--loglevel", default="warning")
+    api.set_defaults(run=_api)
+
+    tenants = sub.add_parser("tenants", help="tenant administration")
+    tenants_sub = tenants.add_subparsers(dest="tenants_command", required=True)
+    create = tenants_sub.add_parser("create", help="create a tenant and print its first key")
+    create.add_argument("name")
+    create.add_argument("--plan", choices=["free", "pro", "enterprise"], default="free")
+    create.set_defaults(run=_tenants_create)
+
+    projections = sub.add_parser("projections", help="read models")
+    projections_sub = projections.add_subparsers(dest="projections_command", required=True)
+    rebuild = projections_sub.add_parser("rebuild", help="rebuild the tables from the log")
+    rebuild.add_argument("--database-url", help="rebuild into this database instead")
+    rebuild.set_defaults(run=_rebuild)
+
+    topics = sub.add_parser("topics", help="create the declared topics")
+    topics.add_argument("action", choices=["create"])
+    topics.set_defaults(run=_topics_create)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.run(args, Settings.from_env())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

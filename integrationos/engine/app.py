@@ -1,0 +1,105 @@
+"""The Faust application: three thin agents that decode, call the logic, and let Faust ack.
+
+- ``run_pipeline``  ingest topic        -> Pipeline (validate, transform, deliver, events)
+- ``project_config`` config topic       -> Projector (configuration tables)
+- ``project_messages`` message events   -> Projector (message status and history)
+
+All agents consume raw bytes: records are decoded by our own Avro/JSON code, never pickle.
+Faust commits an offset only after the agent's loop body for that batch returned, which is
+after everything the batch produced or projected is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from integrationos.engine.pipeline import IngestRecord
+from integrationos.engine.runtime import WorkerRuntime
+from integrationos.settings import Settings
+from integrationos.store.projector import LogRecord
+from integrationos.topics.catalog import CONFIG, INGEST, MESSAGE_EVENTS
+
+PIPELINE_BATCH = 500
+PROJECTION_BATCH = 2000
+
+
+def _headers(raw: Any) -> dict[str, bytes]:
+    if not raw:
+        return {}
+    items = raw.items() if isinstance(raw, dict) else raw
+    return {k: (v or b"") for k, v in items}
+
+
+def _log_records(events: Sequence[faust.types.EventT]) -> list[LogRecord]:
+    return [
+        LogRecord(e.message.topic, e.message.partition, e.message.offset, e.message.value)
+        for e in events
+    ]
+
+
+def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
+    runtime = WorkerRuntime.build(settings)
+    datadir = settings.data_dir / "faust" / settings.worker_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    prefix = settings.topic_prefix
+    app = faust.App(
+        f"{prefix}-engine",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        datadir=str(datadir),
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+    )
+
+    def raw_topic(*names: str) -> faust.TopicT:
+        return app.topic(*names, key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw")
+
+    async def project(stream: faust.StreamT, batch: int, within: float) -> None:
+        loop = asyncio.get_running_loop()
+        async for events in stream.take_events(batch, within=within):
+            await loop.run_in_executor(
+                runtime.db_writer, runtime.projector.apply, _log_records(events)
+            )
+
+    @app.agent(raw_topic(CONFIG.name(prefix)), name="project_config")
+    async def project_config(stream: faust.StreamT) -> None:
+        await project(stream, PROJECTION_BATCH, 0.01)
+
+    @app.agent(raw_topic(MESSAGE_EVENTS.name(prefix)), name="project_messages")
+    async def project_messages(stream: faust.StreamT) -> None:
+        await project(stream, PROJECTION_BATCH, 0.05)
+
+    @app.agent(raw_topic(INGEST.name(prefix)), name="run_pipeline")
+    async def run_pipeline(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(PIPELINE_BATCH, within=0.02):
+            await runtime.pipeline.process_batch([
+                IngestRecord(
+                    e.message.topic, e.message.partition, e.message.offset,
+                    e.message.key, e.message.value or b"", _headers(e.message.headers),
+                )
+                for e in events
+            ])
+
+    ready_file = settings.data_dir / f"{settings.worker_id}.ready"
+
+    @app.on_partitions_assigned.connect
+    async def mark_ready(sender: faust.App, assigned: Any, **_: Any) -> None:
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
+        ready_file.write_text(str(len(assigned)))
+
+    @app.on_before_shutdown.connect
+    async def release(sender: faust.App, **_: Any) -> None:
+        ready_file.unlink(missing_ok=True)
+        await runtime.close()
+
+    return app, runtime

@@ -1,0 +1,96 @@
+"""The worker's view of configuration, read from the projections and cached briefly.
+
+Definitions are re-read at most every ``ttl`` seconds, so a change made through the API
+reaches running workers within that time without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from integrationos.engine.error_strategy import ErrorStrategy, parse
+from integrationos.engine.flow import FlowDefinition
+from integrationos.store.tables import connectors, integrations, transformations
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    connector_id: str
+    connector_type: str
+    version: int
+    config: dict[str, Any]
+    credentials_sealed: str | None
+
+
+@dataclass(frozen=True)
+class IntegrationView:
+    id: str
+    tenant: str
+    status: str
+    strategy: ErrorStrategy
+    flow: FlowDefinition
+    target: TargetRef | None
+
+
+class FlowCatalog:
+    def __init__(self, engine: Engine, ttl: float = 1.0) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._cache: dict[tuple[str, str], tuple[float, IntegrationView | None]] = {}
+
+    def lookup(self, tenant: str, integration_id: str) -> IntegrationView | None:
+        key = (tenant, integration_id)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        view = self._load(tenant, integration_id)
+        self._cache[key] = (now, view)
+        return view
+
+    def _load(self, tenant: str, integration_id: str) -> IntegrationView | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(integrations).where(
+                    integrations.c.id == integration_id,
+                    integrations.c.tenant_id == tenant,
+                    integrations.c.deleted.is_(False),
+                )
+            ).first()
+            if row is None:
+                return None
+            expression, schema = row.expression, None
+            if row.transformation_id:
+                trf = conn.execute(
+                    select(transformations).where(
+                        transformations.c.id == row.transformation_id,
+                        transformations.c.tenant_id == tenant,
+                    )
+                ).first()
+                if trf is not None:
+                    expression, schema = trf.expression, trf.source_schema
+            target = None
+            if row.target_connector_id:
+                con = conn.execute(
+                    select(connectors).where(
+                        connectors.c.id == row.target_connector_id,
+                        connectors.c.tenant_id == tenant,
+                        connectors.c.deleted.is_(False),
+                    )
+                ).first()
+                if con is not None:
+                    target = TargetRef(con.id, con.connector_type, con.version,
+                                       json.loads(con.config_json), con.credentials_sealed)
+        return IntegrationView(
+            id=row.id,
+            tenant=tenant,
+            status=row.status,
+            strategy=parse(row.error_strategy),
+            flow=FlowDefinition(expression, schema),
+            target=target,
+        )

@@ -1,0 +1,243 @@
+"""The message pipeline: ingest record -> validate -> transform -> deliver -> events.
+
+Every step leaves an event on the message-events topic. A batch is acknowledged (its
+offsets committed by Faust) only after every event and dead-letter record it produced is
+durably in Kafka, so a crash re-processes rather than loses: delivery is at-least-once, and
+targets see a stable idempotency key (the message id) to suppress duplicates.
+
+Ordering: records with the same partition and key are processed one after another; other
+keys run concurrently, so one slow target call does not hold up unrelated messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from integrationos.connectors.base import ConnectorError, OutboundMessage
+from integrationos.engine.catalog import FlowCatalog, IntegrationView
+from integrationos.engine.flow import run_flow
+from integrationos.engine.targets import TargetPool
+from integrationos.topics import event_types as t
+from integrationos.topics.envelope import Event
+from integrationos.topics.producer import LogProducer
+
+log = logging.getLogger(__name__)
+
+_MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c7a52-3b7e-4c55-9a55-6b0d0f0c1e01")
+FIRST_BACKOFF_S = 0.1
+MAX_BACKOFF_S = 2.0
+
+
+@dataclass(frozen=True)
+class IngestRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Mapping[str, bytes]
+
+    def header(self, name: str) -> str | None:
+        raw = self.headers.get(name)
+        return raw.decode("utf-8", "replace") if raw is not None else None
+
+    @property
+    def message_id(self) -> str:
+        """The producer's id, or one derived from the record's position (stable on re-read)."""
+        given = self.header("ios-message-id")
+        if given:
+            return given[:64]
+        position = f"{self.topic}/{self.partition}/{self.offset}"
+        return "msg_" + uuid.uuid5(_MESSAGE_ID_NAMESPACE, position).hex[:24]
+
+
+@dataclass(frozen=True)
+class Failure:
+    stage: str
+    code: str
+    message: str
+    retryable: bool
+    excerpt: str = ""
+
+
+class Pipeline:
+    def __init__(
+        self,
+        producer: LogProducer,
+        catalog: FlowCatalog,
+        targets: TargetPool,
+        events_topic: str,
+        dead_letter_topic: str,
+    ) -> None:
+        self._producer = producer
+        self._catalog = catalog
+        self._targets = targets
+        self._events_topic = events_topic
+        self._dlq_topic = dead_letter_topic
+
+    async def process_batch(self, records: list[IngestRecord]) -> None:
+        """Process a batch; return only when everything it produced is durable."""
+        pending: list[asyncio.Future[tuple[int, int]]] = []
+        groups: dict[tuple[int, bytes | None], list[IngestRecord]] = defaultdict(list)
+        for record in records:
+            groups[(record.partition, record.key)].append(record)
+        await asyncio.gather(*(self._process_in_order(g, pending) for g in groups.values()))
+        await asyncio.gather(*pending)
+
+    async def _process_in_order(
+        self, records: list[IngestRecord], pending: list[asyncio.Future[tuple[int, int]]]
+    ) -> None:
+        for record in records:
+            await _MessageRun(self, record, pending).run()
+
+    def emit(self, event: Event, pending: list[asyncio.Future[tuple[int, int]]]) -> None:
+        pending.append(self._producer.append(self._events_topic, event))
+
+    def dead_letter(
+        self, record: IngestRecord, message_id: str, failure: Failure,
+        pending: list[asyncio.Future[tuple[int, int]]],
+    ) -> None:
+        headers = [(k, v) for k, v in record.headers.items() if not k.startswith("ios-dlq-")]
+        headers += [
+            ("ios-dlq-code", failure.code.encode()),
+            ("ios-dlq-message", failure.message[:1000].encode()),
+            ("ios-dlq-stage", failure.stage.encode()),
+            ("ios-message-id", message_id.encode()),
+        ]
+        pending.append(self._producer.produce(self._dlq_topic, record.key, record.value, headers))
+
+
+class _MessageRun:
+    """One message's way through the pipeline, emitting an event at each step."""
+
+    def __init__(
+        self, pipeline: Pipeline, record: IngestRecord,
+        pending: list[asyncio.Future[tuple[int, int]]],
+    ) -> None:
+        self.p = pipeline
+        self.record = record
+        self.pending = pending
+        self.message_id = record.message_id
+        tenant = record.header("ios-tenant") or "unknown"
+        self.integration_id = record.header("ios-integration")
+        self.tenant = tenant
+        self.traceparent = record.header("traceparent")
+        self.last_event_id: str | None = None
+
+    def _emit(self, type_: str, data: dict[str, Any]) -> None:
+        event = Event(
+            type=type_, tenant=self.tenant, aggregate_id=self.message_id,
+            data={"messageId": self.message_id, **data},
+            causation_id=self.last_event_id, correlation_id=self.message_id,
+            traceparent=self.traceparent,
+        )
+        self.last_event_id = event.event_id
+        self.p.emit(event, self.pending)
+
+    def _dead_letter(self, failure: Failure) -> None:
+        self._emit(t.MESSAGE_DEAD_LETTERED, {
+            "integrationId": self.integration_id, "stage": failure.stage, "code": failure.code,
+            "message": failure.message, "dlqTopic": self.p._dlq_topic,
+        })
+        self.p.dead_letter(self.record, self.message_id, failure, self.pending)
+
+    def _failed(self, attempt: int, failure: Failure) -> None:
+        self._emit(t.MESSAGE_FAILED, {
+            "integrationId": self.integration_id, "attempt": attempt, "stage": failure.stage,
+            "errorClass": "RETRYABLE" if failure.retryable else "PERMANENT",
+            "code": failure.code,
+            "message": (failure.message + (f" | {failure.excerpt}" if failure.excerpt else ""))[:2000],
+        })
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except Exception as exc:  # a bad record must never kill the worker
+            log.exception("unexpected error on message %s", self.message_id)
+            self._dead_letter(Failure("pipeline", "INTERNAL_ERROR", repr(exc)[:500], False))
+
+    async def _run(self) -> None:
+        if not self.integration_id or self.tenant == "unknown":
+            self._dead_letter(Failure("ingest", "MISSING_ROUTING",
+                                      "record lacks ios-tenant or ios-integration header", False))
+            return
+        view = await asyncio.to_thread(self.p._catalog.lookup, self.tenant, self.integration_id)
+        if view is None:
+            self._dead_letter(Failure("ingest", "UNKNOWN_INTEGRATION",
+                                      f"integration {self.integration_id} not found", False))
+            return
+        try:
+            payload = json.loads(self.record.value)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self._dead_letter(Failure("ingest", "MALFORMED_JSON", f"not JSON: {exc}", False))
+            return
+        self._emit(t.MESSAGE_RECEIVED, {
+            "integrationId": view.id,
+            "key": self.record.key.decode("utf-8", "replace") if self.record.key else None,
+            "payloadJson": self.record.value.decode(), "source": self.record.header("ios-source") or "kafka",
+        })
+        if view.status != "ACTIVE":
+            self._end(view, 1, Failure("ingest", "INTEGRATION_PAUSED",
+                                       "integration is paused", False))
+            return
+        result = run_flow(view.flow, payload)
+        if result.status == "FAILED":
+            first = result.errors[0]
+            self._end(view, 1, Failure(first["stage"], first["code"],
+                                       json.dumps(result.errors, ensure_ascii=False)[:2000], False))
+            return
+        self._emit(t.MESSAGE_TRANSFORMED, {
+            "integrationId": view.id, "outputJson": json.dumps(result.output, ensure_ascii=False),
+            "durationUs": result.transform_us,
+        })
+        await self._deliver(view, result.output)
+
+    async def _deliver(self, view: IntegrationView, output: Any) -> None:
+        if output is None:
+            self._emit(t.MESSAGE_DELIVERED, {"integrationId": view.id, "attempt": 0,
+                                             "target": "none",
+                                             "detail": "filtered: the expression gave no value"})
+            return
+        if view.target is None:
+            self._end(view, 1, Failure("deliver", "TARGET_MISSING",
+                                       "the integration has no (existing) target connector", False))
+            return
+        message = OutboundMessage(
+            message_id=self.message_id, idempotency_key=self.message_id, tenant=self.tenant,
+            integration_id=view.id,
+            key=self.record.key.decode("utf-8", "replace") if self.record.key else None,
+            payload=output,
+        )
+        backoff = FIRST_BACKOFF_S
+        for attempt in range(1, view.strategy.attempts + 1):
+            try:
+                connector = await self.p._targets.get(view.target)
+                delivery = await connector.write(message)
+            except ConnectorError as exc:
+                failure = Failure("deliver", exc.code, exc.message, exc.retryable, exc.excerpt)
+            except NotImplementedError as exc:
+                failure = Failure("deliver", "TARGET_UNSUPPORTED", str(exc), False)
+            else:
+                self._emit(t.MESSAGE_DELIVERED, {"integrationId": view.id, "attempt": attempt,
+                                                 "target": delivery.target,
+                                                 "detail": delivery.detail})
+                return
+            if not failure.retryable or attempt == view.strategy.attempts:
+                self._end(view, attempt, failure)
+                return
+            self._failed(attempt, failure)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _end(self, view: IntegrationView, attempt: int, failure: Failure) -> None:
+        """The last failed attempt: record it, then dead-letter if the strategy says so."""
+        self._failed(attempt, failure)
+        if view.strategy.dead_letter:
+            self._dead_letter(failure)

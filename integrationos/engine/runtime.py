@@ -1,0 +1,58 @@
+"""The worker's long-lived collaborators, built once per process (never at import time)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from integrationos.connectors.credentials import CredentialVault
+from integrationos.engine.catalog import FlowCatalog
+from integrationos.engine.pipeline import Pipeline
+from integrationos.engine.targets import TargetPool
+from integrationos.settings import Settings
+from integrationos.store.database import open_database
+from integrationos.store.projector import Projector
+from integrationos.topics.catalog import DEAD_LETTER, MESSAGE_EVENTS
+from integrationos.topics.producer import LogProducer
+
+
+@dataclass
+class WorkerRuntime:
+    settings: Settings
+    database: Engine
+    producer: LogProducer
+    targets: TargetPool
+    pipeline: Pipeline
+    projector: Projector
+    db_writer: ThreadPoolExecutor
+
+    @classmethod
+    def build(cls, settings: Settings) -> WorkerRuntime:
+        database = open_database(settings.database_url)
+        producer = LogProducer(settings.kafka_bootstrap, client_id=f"ios-{settings.worker_id}")
+        targets = TargetPool(CredentialVault.from_settings(settings))
+        pipeline = Pipeline(
+            producer,
+            FlowCatalog(database),
+            targets,
+            events_topic=MESSAGE_EVENTS.name(settings.topic_prefix),
+            dead_letter_topic=DEAD_LETTER.name(settings.topic_prefix),
+        )
+        return cls(
+            settings=settings,
+            database=database,
+            producer=producer,
+            targets=targets,
+            pipeline=pipeline,
+            projector=Projector(database),
+            # One writer thread: projections are applied in log order, off the event loop.
+            db_writer=ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector"),
+        )
+
+    async def close(self) -> None:
+        await self.targets.close()
+        self.producer.close()
+        self.db_writer.shutdown(wait=True)
+        self.database.dispose()

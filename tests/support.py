@@ -1,0 +1,83 @@
+"""Test helpers that use only real components: a recording HTTP target, log appends,
+and polling of the projections."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from sqlalchemy import func, select
+
+from integrationos.settings import Settings
+from integrationos.store.database import open_database
+from integrationos.store.tables import messages
+
+
+class RecordingTarget:
+    """A real HTTP server on loopback that records every POST it answers."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.received: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with target._lock:
+                    target.received.append({
+                        "idempotency_key": self.headers.get("Idempotency-Key"),
+                        "body": json.loads(body),
+                    })
+                self.send_response(target.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_HEAD(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return [r["idempotency_key"] for r in self.received]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def count_messages(settings: Settings, status: str | None = None) -> int:
+    engine = open_database(settings.database_url)
+    try:
+        query = select(func.count()).select_from(messages)
+        if status is not None:
+            query = query.where(messages.c.status == status)
+        with engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+    finally:
+        engine.dispose()
