@@ -36,17 +36,41 @@ def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
+def fresh_postgres_database(name: str) -> str:
+    """A new, empty PostgreSQL database on the server named by IOS_TEST_POSTGRES_URL."""
+    from sqlalchemy import create_engine, text
+
+    admin_url = os.environ.get("IOS_TEST_POSTGRES_URL")
+    if not admin_url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the projection tests on PostgreSQL: set IOS_TEST_POSTGRES_URL")
+        pytest.skip("no PostgreSQL server (set IOS_TEST_POSTGRES_URL; .ci/run starts one)")
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, topic_prefix: str) -> str:
+    """The read-model database of a test; tests that ask for both backends re-parametrize."""
+    if request.param == "postgresql":
+        return fresh_postgres_database(topic_prefix)
+    return f"sqlite:///{tmp_path / 'data' / 'integrationos.db'}"
+
+
 @pytest.fixture
 def platform_env(
-    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[dict[str, str]]:
-    """Environment of one isolated platform: own topics, own SQLite file, own master key."""
+    """Environment of one isolated platform: own topics, own database, own master key."""
     env = {
         "IOS_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "IOS_TOPIC_PREFIX": topic_prefix,
         "IOS_DATA_DIR": str(tmp_path / "data"),
-        "DATABASE_URL": os.environ.get("IOS_TEST_DATABASE_URL")
-        or f"sqlite:///{tmp_path / 'data' / 'integrationos.db'}",
+        "DATABASE_URL": database_url,
         "IOS_MASTER_KEY": "",
     }
     for name, value in env.items():

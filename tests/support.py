@@ -10,11 +10,17 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from confluent_kafka import Producer
 from sqlalchemy import func, select
 
+from integrationos.connectors.credentials import CredentialVault
 from integrationos.settings import Settings
 from integrationos.store.database import open_database
-from integrationos.store.tables import messages
+from integrationos.store.tables import integrations, messages
+from integrationos.topics import event_types as t
+from integrationos.topics.catalog import CONFIG, INGEST
+from integrationos.topics.envelope import Event
+from integrationos.topics.producer import LogProducer
 
 
 class RecordingTarget:
@@ -81,3 +87,43 @@ def count_messages(settings: Settings, status: str | None = None) -> int:
             return int(conn.execute(query).scalar_one())
     finally:
         engine.dispose()
+
+
+MAPPING = '{"FirstName": $substringBefore($.nome_completo, " "), "Email": $.email}'
+
+
+def configure_flow(settings: Settings, target_url: str, strategy: str = "RETRY_3_DLQ") -> None:
+    """Append a connector and an integration to the config log; wait until projected."""
+    vault = CredentialVault.from_settings(settings)
+    producer = LogProducer(settings.kafka_bootstrap)
+    topic = CONFIG.name(settings.topic_prefix)
+    producer.append_sync(topic, Event(t.CONNECTOR_CREATED, "acme", "con_1", {
+        "id": "con_1", "name": "target", "connectorType": "HTTP",
+        "configJson": json.dumps({"url": target_url}),
+        "credentials": vault.seal({"bearerToken": "s3cr3t-token"}), "version": 1,
+    }))
+    producer.append_sync(topic, Event(t.INTEGRATION_CREATED, "acme", "int_1", {
+        "id": "int_1", "name": "flow", "environment": "DEV", "sourceConnectorId": None,
+        "targetConnectorId": "con_1", "transformationId": None, "expression": MAPPING,
+        "errorStrategy": strategy, "version": 1,
+    }))
+    producer.close()
+    engine = open_database(settings.database_url)
+
+    def projected() -> bool:
+        with engine.connect() as conn:
+            return conn.execute(select(integrations.c.id)).first() is not None
+
+    wait_for(projected, 30, "the integration to be projected")
+    engine.dispose()
+
+
+def ingest(settings: Settings, values: list[bytes], integration: str = "int_1") -> None:
+    """Publish raw records to the ingest topic the way an external producer would."""
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    headers = [("ios-tenant", b"acme"), ("ios-integration", integration.encode())]
+    for n, value in enumerate(values):
+        producer.produce(INGEST.name(settings.topic_prefix), key=f"k{n % 7}".encode(),
+                         value=value, headers=headers)
+        producer.poll(0)
+    producer.flush(30)
