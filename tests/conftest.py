@@ -133,3 +133,51 @@ def worker(platform_env: dict[str, str]) -> Iterator[WorkerProcess]:
     process.start()
     yield process
     process.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def api_server(platform_env: dict[str, str], worker: WorkerProcess) -> Iterator[str]:
+    """The real API (`integrationos api`, uvicorn) in a child process; yields its base URL."""
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, **platform_env, "IOS_API_PORT": str(port)}
+    log_path = Path(platform_env["IOS_DATA_DIR"]) / "api.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "integrationos.cli.main", "api"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/v1/openapi.json", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"API did not start: {log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield base
+    process.terminate()
+    process.wait(30)
+
+
+@pytest.fixture
+def tenant(platform_env: dict[str, str], worker: WorkerProcess) -> tuple[str, str]:
+    """A tenant created the way an operator does it (`integrationos tenants create`)."""
+    from integrationos.cli.tenants import create_tenant
+
+    created = create_tenant(Settings.from_env(), "Your Tenant", "pro")
+    assert created.applied
+    return created.tenant_id, created.api_key

@@ -118,10 +118,11 @@ def configure_flow(settings: Settings, target_url: str, strategy: str = "RETRY_3
     engine.dispose()
 
 
-def ingest(settings: Settings, values: list[bytes], integration: str = "int_1") -> None:
+def ingest(settings: Settings, values: list[bytes], integration: str = "int_1",
+           tenant: str = "acme") -> None:
     """Publish raw records to the ingest topic the way an external producer would."""
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
-    headers = [("ios-tenant", b"acme"), ("ios-integration", integration.encode())]
+    headers = [("ios-tenant", tenant.encode()), ("ios-integration", integration.encode())]
     for n, value in enumerate(values):
         producer.produce(INGEST.name(settings.topic_prefix), key=f"k{n % 7}".encode(),
                          value=value, headers=headers)

@@ -1,0 +1,263 @@
+"""Kafka topics, on the platform's own broker or an external cluster.
+
+As a target each message becomes one JSON record keyed by the message key (or the
+idempotency key), produced by an idempotent, acks=all producer. The producer's delivery
+reports arrive on librdkafka's threads; they are handed to the event loop with
+``call_soon_threadsafe`` so ``write`` awaits durability without blocking the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from typing import Any, ClassVar, Literal
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
+
+from integrationos.connectors.base import (
+    Connector,
+    ConnectorError,
+    Delivery,
+    HealthReport,
+    OutboundMessage,
+    Role,
+)
+from integrationos.settings import Settings
+
+MESSAGE_TIMEOUT_MS = 30_000
+_log = logging.getLogger(__name__)
+
+# Failures that will not go away by retrying the same record against the same config.
+_PERMANENT = frozenset({
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_TOPIC,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError._AUTHENTICATION,
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_RECORD,
+    KafkaError._INVALID_ARG,
+})
+_UNKNOWN_TOPIC = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC})
+
+
+class KafkaConnector(Connector):
+    type_name: ClassVar[str] = "KAFKA"
+    display_name: ClassVar[str] = "Apache Kafka"
+    roles: ClassVar[frozenset[Role]] = frozenset({"source", "target"})
+    config_spec: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["topic"],
+        "properties": {
+            "topic": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$"},
+            "bootstrapServers": {
+                "type": "string",
+                "minLength": 1,
+                "description": "host:port[,host:port...]; empty means the platform's broker.",
+            },
+            "acks": {"type": "string", "enum": ["all", "1"], "default": "all"},
+            "securityProtocol": {
+                "type": "string",
+                "enum": ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+                "default": "PLAINTEXT",
+            },
+            "saslMechanism": {
+                "type": "string",
+                "enum": ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+            },
+        },
+        "if": {
+            "required": ["securityProtocol"],
+            "properties": {"securityProtocol": {"enum": ["SASL_PLAINTEXT", "SASL_SSL"]}},
+        },
+        "then": {"required": ["saslMechanism"]},
+    }
+    credentials_spec: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "username": {"type": "string", "minLength": 1},
+            "password": {"type": "string", "writeOnly": True},
+        },
+        "dependentRequired": {"username": ["password"], "password": ["username"]},
+    }
+
+    def __init__(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
+        super().__init__(config, credentials)
+        self._producer: _AsyncProducer | None = None
+
+    @property
+    def topic(self) -> str:
+        return self.config["topic"]
+
+    @property
+    def bootstrap(self) -> str:
+        return self.config.get("bootstrapServers") or Settings.from_env().kafka_bootstrap
+
+    def _client_config(self) -> dict[str, Any]:
+        """librdkafka settings shared by the producer and the admin client."""
+        settings: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": self.config.get("securityProtocol", "PLAINTEXT"),
+            "logger": _log,
+        }
+        if mechanism := self.config.get("saslMechanism"):
+            settings["sasl.mechanism"] = mechanism
+        if "username" in self._credentials:
+            settings["sasl.username"] = self._credentials["username"]
+            settings["sasl.password"] = self._credentials.get("password", "")
+        return settings
+
+    async def write(self, message: OutboundMessage) -> Delivery:
+        if self._producer is not None and self._producer.broken:
+            self._producer.abandon()
+            self._producer = None
+        if self._producer is None:
+            self._producer = self._new_producer()
+        key = message.key if message.key is not None else message.idempotency_key
+        record = await self._producer.produce(
+            self.topic,
+            key=key.encode(),
+            value=json.dumps(message.payload, separators=(",", ":")).encode(),
+            headers=[
+                ("ios-message-id", message.message_id.encode()),
+                ("ios-idempotency-key", message.idempotency_key.encode()),
+            ],
+        )
+        return Delivery(
+            target=f"kafka:{self.topic}",
+            detail=f"partition {record.partition()} offset {record.offset()}",
+        )
+
+    def _new_producer(self) -> _AsyncProducer:
+        acks = self.config.get("acks", "all")
+        try:
+            return _AsyncProducer({
+                **self._client_config(),
+                "acks": acks,
+                "enable.idempotence": acks == "all",
+                "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+                "linger.ms": 5,
+                # Give up on a missing topic after 5s (permanent) rather than letting the
+                # record sit until the 30s message timeout (which reads as retryable).
+                "topic.metadata.propagation.max.ms": 5000,
+            })
+        except KafkaException as exc:  # librdkafka rejected the configuration
+            raise _classify(exc.args[0], self.topic) from None
+
+    async def test(self, timeout: float = 10.0) -> HealthReport:
+        started = time.monotonic()
+        try:
+            status, detail = await asyncio.wait_for(
+                asyncio.to_thread(self._check_topic, timeout), timeout + 1
+            )
+        except TimeoutError:
+            status, detail = "DOWN", f"broker {self.bootstrap}: timeout after {timeout:g}s"
+        except Exception as exc:  # a health check reports, it never raises
+            status, detail = "DOWN", f"unexpected {type(exc).__name__}: {exc}"
+        return HealthReport(status, int((time.monotonic() - started) * 1000), detail)
+
+    def _check_topic(self, timeout: float) -> tuple[Literal["UP", "DOWN"], str]:
+        """Blocking: ask the cluster for its metadata and look for the topic."""
+        errors: list[KafkaError] = []
+        admin = AdminClient({**self._client_config(), "error_cb": errors.append})
+        try:
+            metadata = admin.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            cause = errors[-1] if errors else exc.args[0]
+            return "DOWN", f"broker {self.bootstrap} unreachable: {_describe(cause)}"
+        found = metadata.topics.get(self.topic)
+        if found is None or (found.error is not None and found.error.code() in _UNKNOWN_TOPIC):
+            return "DOWN", f"topic {self.topic!r} does not exist"
+        if found.error is not None:
+            return "DOWN", f"topic {self.topic!r}: {_describe(found.error)}"
+        return "UP", f"topic {self.topic}: {len(found.partitions)} partitions"
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await asyncio.to_thread(self._producer.close)
+            self._producer = None
+
+
+class _AsyncProducer:
+    """A confluent ``Producer`` whose delivery reports resolve asyncio futures.
+
+    Like ``integrationos.topics.producer.LogProducer``, but built from a full librdkafka
+    config (security, acks) and failing with classified ``ConnectorError``s.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._producer = Producer(config)
+        self.broken = False
+        self._stopping = threading.Event()
+        self._poller = threading.Thread(target=self._poll_forever, daemon=True)
+        self._poller.start()
+
+    def _poll_forever(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.05)
+
+    async def produce(
+        self, topic: str, *, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Message:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Message] = loop.create_future()
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            if err is not None and err.fatal():
+                self.broken = True
+            outcome = _classify(err, topic) if err is not None else msg
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, future, outcome)
+
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+                )
+                break
+            except BufferError:  # local queue full: give the poller time to drain it
+                await asyncio.sleep(0.05)
+            except KafkaException as exc:
+                raise _classify(exc.args[0], topic) from None
+        return await future
+
+    def close(self, timeout: float = 10) -> None:
+        self._producer.flush(timeout)
+        self.abandon()
+
+    def abandon(self) -> None:
+        """Stop polling without flushing (after a fatal error nothing more will be sent)."""
+        self._stopping.set()
+        self._poller.join(1)
+
+
+def _settle(future: asyncio.Future[Message], outcome: Message | ConnectorError) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, ConnectorError):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _classify(err: KafkaError, topic: str) -> ConnectorError:
+    code = f"KAFKA_{err.name().lstrip('_')}"
+    if err.code() in _UNKNOWN_TOPIC:
+        return ConnectorError(code, f"topic {topic!r} does not exist", retryable=False)
+    # A fatal error kills the producer instance, not the record: a new producer can retry.
+    retryable = err.fatal() or err.code() not in _PERMANENT
+    return ConnectorError(code, _describe(err), retryable=retryable)
+
+
+def _describe(err: KafkaError) -> str:
+    return f"{err.name()}: {err.str()}"
