@@ -92,7 +92,8 @@ def count_messages(settings: Settings, status: str | None = None) -> int:
 MAPPING = '{"FirstName": $substringBefore($.nome_completo, " "), "Email": $.email}'
 
 
-def configure_flow(settings: Settings, target_url: str, strategy: str = "RETRY_3_DLQ") -> None:
+def configure_flow(settings: Settings, target_url: str, strategy: str = "RETRY_3_DLQ",
+                   expression: str = MAPPING) -> None:
     """Append a connector and an integration to the config log; wait until projected."""
     vault = CredentialVault.from_settings(settings)
     producer = LogProducer(settings.kafka_bootstrap)
@@ -104,7 +105,7 @@ def configure_flow(settings: Settings, target_url: str, strategy: str = "RETRY_3
     }))
     producer.append_sync(topic, Event(t.INTEGRATION_CREATED, "acme", "int_1", {
         "id": "int_1", "name": "flow", "environment": "DEV", "sourceConnectorId": None,
-        "targetConnectorId": "con_1", "transformationId": None, "expression": MAPPING,
+        "targetConnectorId": "con_1", "transformationId": None, "expression": expression,
         "errorStrategy": strategy, "version": 1,
     }))
     producer.close()
