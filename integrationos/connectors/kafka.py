@@ -17,7 +17,7 @@ import time
 from typing import Any, ClassVar, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from integrationos.connectors.base import (
     Connector,
@@ -74,6 +74,18 @@ class KafkaConnector(Connector):
                 "type": "string",
                 "enum": ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
             },
+            "createTopic": {
+                "type": "boolean",
+                "default": False,
+                "description": "Create the topic on first write if it does not exist.",
+            },
+            "partitions": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 1000,
+                "default": 3,
+                "description": "Partitions of a topic created by createTopic.",
+            },
         },
         "if": {
             "required": ["securityProtocol"],
@@ -122,6 +134,8 @@ class KafkaConnector(Connector):
             self._producer.abandon()
             self._producer = None
         if self._producer is None:
+            if self.config.get("createTopic"):
+                await asyncio.to_thread(self._create_topic)
             self._producer = self._new_producer()
         key = message.key if message.key is not None else message.idempotency_key
         record = await self._producer.produce(
@@ -153,6 +167,20 @@ class KafkaConnector(Connector):
             })
         except KafkaException as exc:  # librdkafka rejected the configuration
             raise _classify(exc.args[0], self.topic) from None
+
+    def _create_topic(self, timeout: float = 30) -> None:
+        """Blocking: create the target topic (replication per broker default) if missing."""
+        admin = AdminClient(self._client_config())
+        try:
+            if self.topic in admin.list_topics(timeout=timeout).topics:
+                return
+            spec = NewTopic(self.topic, num_partitions=self.config.get("partitions", 3),
+                            replication_factor=-1)
+            admin.create_topics([spec], operation_timeout=timeout)[self.topic].result(timeout)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise _classify(err, self.topic) from None
 
     async def test(self, timeout: float = 10.0) -> HealthReport:
         started = time.monotonic()

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from integrationos.connectors.base import ConnectorError, HealthReport, OutboundMessage
+from integrationos.connectors.base import ConnectorError, Delivery, HealthReport, OutboundMessage
 from integrationos.connectors.kafka import KafkaConnector
 
 pytestmark = pytest.mark.broker
@@ -139,3 +139,23 @@ def test_rejected_client_config_is_a_permanent_error() -> None:
         asyncio.run(connector.write(message(1)))
     assert not caught.value.retryable
     assert "BOGUS" in caught.value.message
+
+
+def test_create_topic_makes_a_missing_target_topic_on_first_write(kafka_bootstrap, topic_prefix):
+    topic = f"{topic_prefix}.created-on-write"
+    connector = KafkaConnector(
+        {"topic": topic, "bootstrapServers": kafka_bootstrap, "createTopic": True,
+         "partitions": 2}, {})
+
+    async def scenario() -> Delivery:
+        try:
+            return await connector.write(OutboundMessage(
+                message_id="m1", idempotency_key="m1", tenant="t", integration_id="i",
+                key=None, payload={"a": 1}))
+        finally:
+            await connector.close()
+
+    delivery = asyncio.run(scenario())
+    assert delivery.target == f"kafka:{topic}"
+    metadata = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(topic, timeout=10)
+    assert len(metadata.topics[topic].partitions) == 2
