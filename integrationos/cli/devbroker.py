@@ -9,6 +9,7 @@ Every command is idempotent: starting a running broker or stopping a stopped one
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -200,10 +201,8 @@ class DevBroker:
 
 def _reap(pid: int) -> None:
     """Collect the exit status if the broker is our child, so it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _silent_logger():  # type: ignore[no-untyped-def]

@@ -2,8 +2,8 @@
 
 A type declares its config spec (JSON Schema; the API validates against it and a UI can
 render it as a form), which credentials it takes, and which roles it can play. Targets
-implement ``write``; sources implement ``poll`` (pull-based) or are fed by the ingest
-endpoint/topic (push-based). The engine only ever talks to this interface.
+implement ``write``; sources implement ``poll`` and ``commit`` (pull-based) or are fed by
+the ingest endpoint/topic (push-based). The engine only ever talks to this interface.
 """
 
 from __future__ import annotations
@@ -57,6 +57,21 @@ class OutboundMessage:
 
 
 @dataclass(frozen=True)
+class SourceRecord:
+    """One record read by a source connector.
+
+    ``position`` identifies it in its source for good (e.g. ``topic/partition/offset``):
+    the engine derives the message id from it, so a record read twice after a crash keeps
+    its idempotency key.
+    """
+
+    key: bytes | None
+    value: bytes
+    position: str
+    headers: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Delivery:
     """A successful write; ``detail`` says what the target answered (e.g. ``HTTP 201``)."""
 
@@ -84,6 +99,14 @@ class Connector(ABC):
     async def write(self, message: OutboundMessage) -> Delivery:
         """Deliver one message; raise ``ConnectorError`` on failure."""
         raise NotImplementedError(f"{self.type_name} cannot be a target")
+
+    async def poll(self, max_records: int, timeout: float) -> list[SourceRecord]:
+        """Read up to ``max_records`` new records, waiting at most ``timeout`` seconds."""
+        raise NotImplementedError(f"{self.type_name} cannot be a polled source")
+
+    async def commit(self, records: list[SourceRecord]) -> None:
+        """Checkpoint: the engine calls this once ``records`` are durably in the log."""
+        raise NotImplementedError(f"{self.type_name} cannot be a polled source")
 
     async def close(self) -> None:
         """Release pooled resources."""

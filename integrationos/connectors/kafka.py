@@ -1,5 +1,8 @@
 """Kafka topics, on the platform's own broker or an external cluster.
 
+As a source it consumes a topic in a consumer group and commits offsets only after the
+engine has put the records durably into the ingest topic (at-least-once; the record's
+topic/partition/offset gives each message a stable id, so re-reads keep their identity).
 As a target each message becomes one JSON record keyed by the message key (or the
 idempotency key), produced by an idempotent, acks=all producer. The producer's delivery
 reports arrive on librdkafka's threads; they are handed to the event loop with
@@ -16,7 +19,7 @@ import threading
 import time
 from typing import Any, ClassVar, Literal
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from integrationos.connectors.base import (
@@ -26,6 +29,7 @@ from integrationos.connectors.base import (
     HealthReport,
     OutboundMessage,
     Role,
+    SourceRecord,
 )
 from integrationos.settings import Settings
 
@@ -74,6 +78,17 @@ class KafkaConnector(Connector):
                 "type": "string",
                 "enum": ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
             },
+            "consumerGroup": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Source: consumer group (default: one per integration).",
+            },
+            "startFrom": {
+                "type": "string",
+                "enum": ["earliest", "latest"],
+                "default": "earliest",
+                "description": "Source: where a new consumer group starts.",
+            },
             "createTopic": {
                 "type": "boolean",
                 "default": False,
@@ -106,6 +121,7 @@ class KafkaConnector(Connector):
     def __init__(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         super().__init__(config, credentials)
         self._producer: _AsyncProducer | None = None
+        self._consumer: Consumer | None = None
 
     @property
     def topic(self) -> str:
@@ -210,10 +226,58 @@ class KafkaConnector(Connector):
             return "DOWN", f"topic {self.topic!r}: {_describe(found.error)}"
         return "UP", f"topic {self.topic}: {len(found.partitions)} partitions"
 
+    def _source_consumer(self) -> Consumer:
+        if self._consumer is None:
+            group = self.config.get("consumerGroup")
+            if not group:
+                raise ConnectorError("KAFKA_NO_GROUP", "a Kafka source needs a consumerGroup",
+                                     retryable=False)
+            self._consumer = Consumer({
+                **self._client_config(),
+                "group.id": group,
+                "auto.offset.reset": self.config.get("startFrom", "earliest"),
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+            })
+            self._consumer.subscribe([self.topic])
+        return self._consumer
+
+    async def poll(self, max_records: int, timeout: float) -> list[SourceRecord]:
+        """Consume from the topic; offsets are committed only by ``commit`` (at-least-once)."""
+        consumer = self._source_consumer()
+        batch = await asyncio.to_thread(consumer.consume, max_records, timeout)
+        records = []
+        for msg in batch:
+            if msg.error():
+                if msg.error().code() in _UNKNOWN_TOPIC:
+                    raise ConnectorError("KAFKA_UNKNOWN_TOPIC",
+                                         f"topic {self.topic!r} does not exist", retryable=True)
+                continue  # transient consumer errors are retried by librdkafka itself
+            records.append(SourceRecord(
+                key=msg.key(), value=msg.value() or b"",
+                position=f"{msg.topic()}/{msg.partition()}/{msg.offset()}",
+                headers={k: v or b"" for k, v in (msg.headers() or [])},
+            ))
+        return records
+
+    async def commit(self, records: list[SourceRecord]) -> None:
+        if not records or self._consumer is None:
+            return
+        next_offsets: dict[tuple[str, int], int] = {}
+        for record in records:
+            topic, partition, offset = record.position.rsplit("/", 2)
+            tp = (topic, int(partition))
+            next_offsets[tp] = max(next_offsets.get(tp, 0), int(offset) + 1)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        await asyncio.to_thread(self._consumer.commit, offsets=offsets, asynchronous=False)
+
     async def close(self) -> None:
         if self._producer is not None:
             await asyncio.to_thread(self._producer.close)
             self._producer = None
+        if self._consumer is not None:
+            await asyncio.to_thread(self._consumer.close)
+            self._consumer = None
 
 
 class _AsyncProducer:

@@ -3,6 +3,8 @@
 - ``run_pipeline``  ingest topic        -> Pipeline (validate, transform, deliver, events)
 - ``project_config`` config topic       -> Projector (configuration tables)
 - ``project_messages`` message events   -> Projector (message status and history)
+- timer ``sync_sources`` keeps a runner per pull-based source (e.g. a Kafka source topic)
+  that forwards its records to the ingest topic
 
 All agents consume raw bytes: records are decoded by our own Avro/JSON code, never pickle.
 Faust commits an offset only after the agent's loop body for that batch returned, which is
@@ -25,6 +27,7 @@ from integrationos.topics.catalog import CONFIG, INGEST, MESSAGE_EVENTS
 
 PIPELINE_BATCH = 500
 PROJECTION_BATCH = 2000
+SOURCE_SYNC_SECONDS = 2.0
 
 
 def _headers(raw: Any) -> dict[str, bytes]:
@@ -89,6 +92,10 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
                 )
                 for e in events
             ])
+
+    @app.timer(SOURCE_SYNC_SECONDS)
+    async def sync_sources() -> None:
+        await runtime.sources.sync()
 
     ready_file = settings.data_dir / f"{settings.worker_id}.ready"
 

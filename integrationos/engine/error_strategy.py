@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_PATTERN = re.compile(r"^(?:RETRY_(?P<n>\d{1,2})(?P<dlq>_DLQ)?|(?P<only_dlq>DLQ)|(?P<ff>FAIL_FAST))$")
+_PATTERN = re.compile(
+    r"^(?:RETRY_(?P<n>\d{1,2})(?P<dlq>_DLQ)?|(?P<only_dlq>DLQ)|(?P<ff>FAIL_FAST))$"
+)
 MAX_ATTEMPTS = 10
 DEFAULT = "RETRY_3_DLQ"
 

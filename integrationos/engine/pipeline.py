@@ -67,6 +67,10 @@ class Failure:
     excerpt: str = ""
 
 
+def _with_excerpt(failure: Failure) -> str:
+    return failure.message + (f" | {failure.excerpt}" if failure.excerpt else "")
+
+
 class Pipeline:
     def __init__(
         self,
@@ -153,7 +157,7 @@ class _MessageRun:
             "integrationId": self.integration_id, "attempt": attempt, "stage": failure.stage,
             "errorClass": "RETRYABLE" if failure.retryable else "PERMANENT",
             "code": failure.code,
-            "message": (failure.message + (f" | {failure.excerpt}" if failure.excerpt else ""))[:2000],
+            "message": _with_excerpt(failure)[:2000],
         })
 
     async def run(self) -> None:
@@ -181,7 +185,8 @@ class _MessageRun:
         self._emit(t.MESSAGE_RECEIVED, {
             "integrationId": view.id,
             "key": self.record.key.decode("utf-8", "replace") if self.record.key else None,
-            "payloadJson": self.record.value.decode(), "source": self.record.header("ios-source") or "kafka",
+            "payloadJson": json.dumps(payload, ensure_ascii=False),
+            "source": self.record.header("ios-source") or "kafka",
         })
         if view.status != "ACTIVE":
             self._end(view, 1, Failure("ingest", "INTEGRATION_PAUSED",

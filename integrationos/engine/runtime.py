@@ -10,11 +10,12 @@ from sqlalchemy import Engine
 from integrationos.connectors.credentials import CredentialVault
 from integrationos.engine.catalog import FlowCatalog
 from integrationos.engine.pipeline import Pipeline
+from integrationos.engine.sources import SourceManager
 from integrationos.engine.targets import TargetPool
 from integrationos.settings import Settings
 from integrationos.store.database import open_database
 from integrationos.store.projector import Projector
-from integrationos.topics.catalog import DEAD_LETTER, MESSAGE_EVENTS
+from integrationos.topics.catalog import DEAD_LETTER, INGEST, MESSAGE_EVENTS
 from integrationos.topics.producer import LogProducer
 
 
@@ -25,6 +26,7 @@ class WorkerRuntime:
     producer: LogProducer
     targets: TargetPool
     pipeline: Pipeline
+    sources: SourceManager
     projector: Projector
     db_writer: ThreadPoolExecutor
 
@@ -32,7 +34,8 @@ class WorkerRuntime:
     def build(cls, settings: Settings) -> WorkerRuntime:
         database = open_database(settings.database_url)
         producer = LogProducer(settings.kafka_bootstrap, client_id=f"ios-{settings.worker_id}")
-        targets = TargetPool(CredentialVault.from_settings(settings))
+        vault = CredentialVault.from_settings(settings)
+        targets = TargetPool(vault)
         pipeline = Pipeline(
             producer,
             FlowCatalog(database),
@@ -46,12 +49,15 @@ class WorkerRuntime:
             producer=producer,
             targets=targets,
             pipeline=pipeline,
+            sources=SourceManager(database, vault, producer,
+                                  INGEST.name(settings.topic_prefix), settings.topic_prefix),
             projector=Projector(database),
             # One writer thread: projections are applied in log order, off the event loop.
             db_writer=ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector"),
         )
 
     async def close(self) -> None:
+        await self.sources.close()
         await self.targets.close()
         self.producer.close()
         self.db_writer.shutdown(wait=True)

@@ -56,7 +56,8 @@ def test_seed_quickstart_then_2000_messages_to_http_and_kafka_targets(api_server
     settings = Settings.from_env()
     http_target = RecordingTarget()
     out_topic = f"{settings.topic_prefix}.contacts-out"
-    AdminClient({"bootstrap.servers": settings.kafka_bootstrap}).create_topics(
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin.create_topics(
         [NewTopic(out_topic, num_partitions=3, replication_factor=1)])[out_topic].result(30)
     client = _client(api_server, tenant)
     try:
