@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import httpx
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from integrationos.settings import Settings
+from integrationos.topics.catalog import ALL_TOPICS
 from tests.support import RecordingTarget, ingest, wait_for
 
 SEED_EXPRESSION = """
@@ -52,7 +54,28 @@ async def _send_over_http(base: str, tenant: tuple[str, str], integration_id: st
         return await asyncio.gather(*(send(p) for p in payloads))
 
 
-def test_seed_quickstart_then_2000_messages_to_http_and_kafka_targets(api_server, tenant):
+SECRET = "pw-Zq81-never-in-clear"
+
+
+def _all_platform_records(settings: Settings) -> list[bytes]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
+                         "group.id": "secret-scan", "auto.offset.reset": "earliest"})
+    topics = [spec.name(settings.topic_prefix) for spec in ALL_TOPICS]
+    high = sum(consumer.get_watermark_offsets(TopicPartition(t, p), 10)[1]
+               for t in topics
+               for p in consumer.list_topics(t, timeout=10).topics[t].partitions)
+    consumer.subscribe(topics)
+    found: list[bytes] = []
+    wait_for(lambda: found.extend(
+        (m.value() or b"") + b"".join(v or b"" for _, v in (m.headers() or []))
+        for m in consumer.consume(1000, 1.0) if not m.error()) or len(found) >= high,
+        60, "every platform record")
+    consumer.close()
+    return found
+
+
+def test_seed_quickstart_then_2000_messages_to_http_and_kafka_targets(api_server, tenant,
+                                                                     platform_env):
     settings = Settings.from_env()
     http_target = RecordingTarget()
     out_topic = f"{settings.topic_prefix}.contacts-out"
@@ -67,7 +90,16 @@ def test_seed_quickstart_then_2000_messages_to_http_and_kafka_targets(api_server
             "config": {"host": "sftp.empresa.pt", "port": 22, "remotePath": "/outbound"},
             "credentials": {"username": "integrations", "password": "***"},
         })
-        assert "***" not in json.dumps(sftp)
+        assert sftp["credentials"] == {"username": "********", "password": "********"}
+        with_secret = _post(client, "/v1/connectors", {
+            "name": "SFTP Secret", "type": "SFTP", "config": {"host": "127.0.0.1", "port": 1},
+            "credentials": {"username": "integrations", "password": SECRET},
+        })
+        assert SECRET not in json.dumps(with_secret)
+        assert SECRET not in client.get(f"/v1/connectors/{with_secret['id']}").text
+        assert SECRET not in client.get("/v1/connectors").text
+        assert _post(client, f"/v1/connectors/{with_secret['id']}/test", {},
+                     status=200)["status"] == "DOWN"
         # 2. Test it: that host does not resolve here, and the answer says so.
         health = _post(client, f"/v1/connectors/{sftp['id']}/test", {}, status=200)
         assert health["status"] == "DOWN" and isinstance(health["latencyMs"], int)
@@ -146,6 +178,12 @@ def test_seed_quickstart_then_2000_messages_to_http_and_kafka_targets(api_server
         assert one["status"] == "DELIVERED"
         assert [e["type"] for e in one["events"]] == [
             "message.received", "message.transformed", "message.delivered"]
+        # The secret is nowhere in clear: not in any record, table or log of the platform.
+        assert not [r for r in _all_platform_records(settings) if SECRET.encode() in r]
+        data_dir = Path(platform_env["IOS_DATA_DIR"])
+        files = [p for p in data_dir.rglob("*") if p.is_file()]
+        assert any(p.suffix == ".db" for p in files) and any(p.suffix == ".log" for p in files)
+        assert [p for p in files if SECRET.encode() in p.read_bytes()] == []
     finally:
         client.close()
         http_target.close()
