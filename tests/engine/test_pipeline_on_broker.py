@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from integrationos.settings import Settings
@@ -13,6 +14,7 @@ from integrationos.topics.catalog import DEAD_LETTER
 from tests.support import RecordingTarget, configure_flow, count_messages, ingest, wait_for
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_messages_from_a_kafka_producer_are_transformed_and_delivered(worker, platform_env):
     settings = Settings.from_env()
     target = RecordingTarget()
