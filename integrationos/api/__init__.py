@@ -1,0 +1,1 @@
+"""The HTTP API: writes become events on the log, reads come from the projected tables."""

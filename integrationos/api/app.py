@@ -1,0 +1,75 @@
+"""The HTTP API's app factory: wiring only (resources, middleware, routes)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from integrationos.api import openapi
+from integrationos.api.auth import ApiKeyAuth
+from integrationos.api.context import Platform
+from integrationos.api.errors import EXCEPTION_HANDLERS
+from integrationos.api.routes import (
+    connectors,
+    flows,
+    integrations,
+    messages,
+    meta,
+    sandbox,
+    transformations,
+)
+from integrationos.api.routing import resource
+from integrationos.connectors.credentials import CredentialVault
+from integrationos.settings import Settings
+from integrationos.store.database import open_database
+from integrationos.topics.catalog import CONFIG, INGEST
+from integrationos.topics.producer import LogProducer
+
+PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/docs"})
+
+ROUTES = [
+    resource("/v1/openapi.json", GET=openapi.openapi_json),
+    resource("/v1/docs", GET=openapi.docs),
+    *connectors.routes,
+    *meta.routes,
+    *transformations.routes,
+    *integrations.routes,
+    *flows.routes,
+    *sandbox.routes,
+    *messages.routes,
+]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The API app; ``settings`` default to the environment (read when the app starts)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        resolved = settings or Settings.from_env()
+        engine = open_database(resolved.database_url)
+        producer = LogProducer(resolved.kafka_bootstrap, client_id="integrationos-api")
+        try:
+            yield {"platform": Platform(
+                settings=resolved,
+                engine=engine,
+                producer=producer,
+                vault=CredentialVault.from_settings(resolved),
+                config_topic=CONFIG.name(resolved.topic_prefix),
+                ingest_topic=INGEST.name(resolved.topic_prefix),
+            )}
+        finally:
+            # Requests finish before shutdown; what is left belongs to writes already
+            # answered 503, so wait for it no longer than those requests did.
+            producer.close(resolved.projection_wait_seconds)
+            engine.dispose()
+
+    return Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(ApiKeyAuth, prefix="/v1/", public=PUBLIC_PATHS)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )

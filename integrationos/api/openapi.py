@@ -1,0 +1,243 @@
+"""The OpenAPI 3.1 document (``GET /v1/openapi.json``), built from the same JSON Schemas the
+server validates with, and the operation table below; a test checks that the table and the
+app's routes name the same operations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from integrationos.api.docs_page import render
+from integrationos.api.schemas import REQUEST_SCHEMAS, RESPONSE_SCHEMAS
+
+VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented endpoint; ``route`` is ``"METHOD /path"`` as the app declares it."""
+
+    operation_id: str
+    route: str
+    summary: str
+    success: int
+    response: str | None = None
+    request: str | None = None
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    query: tuple[tuple[str, str], ...] = ()
+    public: bool = False
+
+    @property
+    def method(self) -> str:
+        return self.route.split()[0].lower()
+
+    @property
+    def path(self) -> str:
+        return self.route.split()[1]
+
+
+_PAGED = (("limit", "Page size, 1 to 200 (default 50)."),
+          ("cursor", "The nextCursor of the previous page."))
+_WRITE = (400, 409, 413, 422, 503)
+
+_CONNECTORS = (
+    Operation("createConnector", "POST /v1/connectors", "Create a connector", 201,
+              "Connector", "ConnectorCreate", _WRITE,
+              "The type is checked against the registry and config/credentials against its "
+              "specs. Credentials are sealed (AES-256-GCM) before they reach the log and are "
+              "only ever returned masked."),
+    Operation("listConnectors", "GET /v1/connectors", "List connectors", 200, "ConnectorList",
+              errors=(400,), query=(("type", "Only connectors of this type."), *_PAGED)),
+    Operation("getConnector", "GET /v1/connectors/{id}", "Get a connector", 200, "Connector"),
+    Operation("updateConnector", "PATCH /v1/connectors/{id}", "Update a connector", 200,
+              "Connector", "ConnectorUpdate", _WRITE,
+              "config and credentials each replace the stored value; the version is bumped."),
+    Operation("deleteConnector", "DELETE /v1/connectors/{id}", "Delete a connector", 204,
+              errors=(409, 503),
+              description="Refused with 409 CONNECTOR_IN_USE while an integration uses it."),
+    Operation("testConnector", "POST /v1/connectors/{id}/test", "Test a connector", 200,
+              "ConnectorTestResult",
+              description="Connects with the stored config and credentials, bounded by 10 s. "
+              "A failure is a 200 with status DOWN and the reason in detail."),
+    Operation("listConnectorTypes", "GET /v1/connector-types", "List connector types", 200,
+              "ConnectorTypeList"),
+    Operation("getConnectorType", "GET /v1/connector-types/{type}", "Get a connector type",
+              200, "ConnectorType"),
+)
+_TRANSFORMATIONS = (
+    Operation("createTransformation", "POST /v1/transformations", "Create a transformation",
+              201, "Transformation", "TransformationCreate", _WRITE,
+              "The expression is compiled: a syntax error is 422 INVALID_EXPRESSION with the "
+              "JSONata code and position."),
+    Operation("listTransformations", "GET /v1/transformations", "List transformations", 200,
+              "TransformationList", errors=(400,), query=_PAGED),
+    Operation("getTransformation", "GET /v1/transformations/{id}", "Get a transformation",
+              200, "Transformation"),
+    Operation("updateTransformation", "PATCH /v1/transformations/{id}",
+              "Update a transformation", 200, "Transformation", "TransformationUpdate", _WRITE),
+    Operation("deleteTransformation", "DELETE /v1/transformations/{id}",
+              "Delete a transformation", 204, errors=(409, 503),
+              description="Refused with 409 TRANSFORMATION_IN_USE while an integration uses "
+              "it."),
+)
+_INTEGRATIONS = (
+    Operation("createIntegration", "POST /v1/integrations", "Create an integration", 201,
+              "Integration", "IntegrationCreate", _WRITE,
+              "sourceConnectorId and targetConnectorId take a connector id or name; give "
+              "transformationId or an inline expression, not both."),
+    Operation("listIntegrations", "GET /v1/integrations", "List integrations", 200,
+              "IntegrationList", errors=(400,),
+              query=(("environment", "Only integrations of DEV, QA or PROD."), *_PAGED)),
+    Operation("getIntegration", "GET /v1/integrations/{id}", "Get an integration", 200,
+              "Integration"),
+    Operation("updateIntegration", "PATCH /v1/integrations/{id}", "Update an integration",
+              200, "Integration", "IntegrationUpdate", _WRITE,
+              "Setting transformationId clears expression and the other way round."),
+    Operation("deleteIntegration", "DELETE /v1/integrations/{id}", "Delete an integration",
+              204, errors=(503,)),
+    Operation("pauseIntegration", "POST /v1/integrations/{id}/pause", "Pause an integration",
+              200, "Integration", errors=(503,),
+              description="New messages are refused with 409 INTEGRATION_PAUSED."),
+    Operation("resumeIntegration", "POST /v1/integrations/{id}/resume",
+              "Resume an integration", 200, "Integration", errors=(503,)),
+    Operation("getIntegrationStatus", "GET /v1/integrations/{id}/status",
+              "Count an integration's messages by status", 200, "IntegrationStatus"),
+    Operation("createFlow", "POST /v1/flows", "Create a flow (short form)", 201,
+              "Integration", "FlowCreate", _WRITE,
+              "source and target take a connector id, a name, or a type such as sftp when "
+              "the tenant has exactly one connector of that type."),
+)
+_MESSAGES = (
+    Operation("sendMessage", "POST /v1/integrations/{id}/messages", "Send a message", 202,
+              "MessageAccepted", "MessagePayload", (400, 409, 413, 422, 503),
+              "The body is the payload. Optional header X-Message-Key: messages with one key "
+              "are processed in order (default: the message id). 202 once the log has it."),
+    Operation("getMessage", "GET /v1/messages/{id}", "Get a message and its history", 200,
+              "Message",
+              description="404 until the worker has recorded the message's first event, "
+              "usually milliseconds after the 202."),
+    Operation("executeSandbox", "POST /v1/sandbox/execute", "Run an integration on a payload",
+              200, "SandboxResult", "SandboxExecute", (400, 404, 409, 413, 422),
+              "Validates and transforms exactly as the pipeline does; never delivers."),
+)
+_REFERENCE = (
+    Operation("getOpenApiDocument", "GET /v1/openapi.json", "This OpenAPI document", 200,
+              public=True),
+    Operation("getApiReference", "GET /v1/docs", "This API reference as HTML", 200,
+              public=True),
+)
+TAGS: dict[str, tuple[Operation, ...]] = {
+    "Connectors": _CONNECTORS,
+    "Transformations": _TRANSFORMATIONS,
+    "Integrations": _INTEGRATIONS,
+    "Messages": _MESSAGES,
+    "Reference": _REFERENCE,
+}
+OPERATIONS = tuple(op for ops in TAGS.values() for op in ops)
+
+_ERRORS = {
+    400: "Malformed JSON (MALFORMED_JSON) or query (INVALID_QUERY)",
+    401: "Missing or invalid X-API-Key / X-Tenant-Id (UNAUTHENTICATED)",
+    404: "No such resource for this tenant (NOT_FOUND)",
+    409: "Conflicts with the current state (CONFLICT, *_IN_USE, INTEGRATION_PAUSED, ...)",
+    413: "Body larger than the payload limit (PAYLOAD_TOO_LARGE)",
+    422: "Invalid body (VALIDATION_FAILED, INVALID_EXPRESSION): details lists every fault",
+    503: "Log or projection not available in time (LOG_UNAVAILABLE, PROJECTION_TIMEOUT)",
+}
+
+
+_SUCCESS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _operation(op: Operation, tag: str) -> dict[str, Any]:
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", op.path)
+    ] + [
+        {"name": name, "in": "query", "required": False, "description": text,
+         "schema": {"type": "string"}}
+        for name, text in op.query
+    ]
+    if op.request == "MessagePayload":
+        parameters.append({"name": "X-Message-Key", "in": "header", "required": False,
+                           "schema": {"type": "string", "maxLength": 400}})
+    ok: dict[str, Any] = {"description": _SUCCESS[op.success]}
+    if op.response:
+        ok["content"] = {"application/json": {"schema": _ref(op.response)}}
+    elif op.path.endswith("/docs"):
+        ok["content"] = {"text/html": {"schema": {"type": "string"}}}
+    elif op.public:
+        ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    responses = {str(op.success): ok}
+    statuses = () if op.public else (401, *op.errors, *(() if "{" not in op.path else (404,)))
+    for status in sorted(set(statuses)):
+        responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+    result: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "tags": [tag],
+        "summary": op.summary,
+        "responses": responses,
+    }
+    if op.description:
+        result["description"] = op.description
+    if parameters:
+        result["parameters"] = parameters
+    if op.request:
+        result["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": _ref(op.request)}}}
+    if op.public:
+        result["security"] = []
+    return result
+
+
+@cache
+def document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for tag, operations in TAGS.items():
+        for op in operations:
+            paths.setdefault(op.path, {})[op.method] = _operation(op, tag)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "IntegrationOS API",
+            "version": VERSION,
+            "description": "Create connectors, transformations and integrations, send "
+            "messages and follow them. Every request under /v1 (except this reference) "
+            "carries X-API-Key and X-Tenant-Id. Errors are "
+            '{"error": {"code", "message", "details"}}.',
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"ApiKey": [], "TenantId": []}],
+        "tags": [{"name": name} for name in TAGS],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "TenantId": {"type": "apiKey", "in": "header", "name": "X-Tenant-Id"},
+            },
+            "schemas": {**REQUEST_SCHEMAS, **RESPONSE_SCHEMAS},
+            "responses": {
+                f"E{status}": {"description": text, "content": {
+                    "application/json": {"schema": _ref("Error")}}}
+                for status, text in _ERRORS.items()
+            },
+        },
+    }
+
+
+async def openapi_json(_request: Request) -> Response:
+    return JSONResponse(document())
+
+
+async def docs(_request: Request) -> Response:
+    return HTMLResponse(render(document()))

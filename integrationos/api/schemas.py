@@ -1,0 +1,240 @@
+"""JSON Schemas of every request body (enforced by ``validation``) and response body
+(documented in the OpenAPI document, and checked against real responses by the tests).
+
+One definition serves both purposes, so the reference can never disagree with the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Schema = dict[str, Any]
+
+ERROR_STRATEGY_PATTERN = r"^(RETRY_([1-9]|10)(_DLQ)?|DLQ|FAIL_FAST)$"
+ENVIRONMENTS = ["DEV", "QA", "PROD"]
+
+
+def _object(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    return schema | extra
+
+
+def _nullable(schema: Schema) -> Schema:
+    message = schema.get("x-message") or f"must be of type {schema['type']}"
+    return {"anyOf": [schema, {"type": "null"}], "x-message": f"{message}, or null"}
+
+
+NAME: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "pattern": "^[^\\u0000-\\u001f]+$",
+    "description": "Unique per tenant (per environment for integrations).",
+}
+EXPRESSION: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 65536,
+    "pattern": "^[^\\u0000]*$",
+    "description": "JSONata expression; compiled when saved (syntax errors are 422).",
+}
+SOURCE_SCHEMA: Schema = {
+    "anyOf": [
+        {"type": "string", "minLength": 1, "maxLength": 200},
+        {"type": "object"},
+    ],
+    "x-message": "must be a schema name (string) or an inline JSON Schema (object)",
+    "description": "A schema name, stored as given, or an inline JSON Schema that every "
+    "payload is validated against before it is transformed.",
+}
+CONNECTOR_REF: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "description": "A connector id or the name of a connector of the same tenant.",
+}
+ERROR_STRATEGY: Schema = {
+    "type": "string",
+    "pattern": ERROR_STRATEGY_PATTERN,
+    "x-message": "must be RETRY_<n>_DLQ, RETRY_<n> (1 <= n <= 10), DLQ or FAIL_FAST",
+    "default": "RETRY_3_DLQ",
+}
+ENVIRONMENT: Schema = {"type": "string", "enum": ENVIRONMENTS, "default": "DEV"}
+RESOURCE_ID: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
+
+CONNECTOR_CREATE = _object(
+    {
+        "name": NAME,
+        "type": {"type": "string", "minLength": 1, "maxLength": 40,
+                 "description": "A connector type (GET /v1/connector-types), any case."},
+        "config": {"type": "object", "description": "Checked against the type's config spec."},
+        "credentials": {"type": "object",
+                        "description": "Sealed at rest; never returned (masked)."},
+    },
+    required=("name", "type"),
+)
+CONNECTOR_UPDATE = _object(
+    {
+        "name": NAME,
+        "config": {"type": "object", "description": "Replaces the whole config."},
+        "credentials": _nullable({"type": "object"})
+        | {"description": "Replaces the credentials; null removes them."},
+    },
+    minProperties=1,
+)
+TRANSFORMATION_CREATE = _object(
+    {"name": NAME, "sourceSchema": SOURCE_SCHEMA, "expression": EXPRESSION},
+    required=("name", "expression"),
+)
+TRANSFORMATION_UPDATE = _object(
+    {"name": NAME, "sourceSchema": _nullable(SOURCE_SCHEMA), "expression": EXPRESSION},
+    minProperties=1,
+)
+INTEGRATION_CREATE = _object(
+    {
+        "name": NAME,
+        "environment": ENVIRONMENT,
+        "sourceConnectorId": CONNECTOR_REF,
+        "targetConnectorId": CONNECTOR_REF,
+        "transformationId": RESOURCE_ID,
+        "expression": EXPRESSION,
+        "errorStrategy": ERROR_STRATEGY,
+    },
+    required=("name",),
+)
+INTEGRATION_UPDATE = _object(
+    {
+        "name": NAME,
+        "sourceConnectorId": _nullable(CONNECTOR_REF),
+        "targetConnectorId": _nullable(CONNECTOR_REF),
+        "transformationId": _nullable(RESOURCE_ID),
+        "expression": _nullable(EXPRESSION),
+        "errorStrategy": ERROR_STRATEGY,
+    },
+    minProperties=1,
+)
+FLOW_CREATE = _object(
+    {
+        "source": CONNECTOR_REF | {"description": "Connector id, name, or type (e.g. sftp) "
+                                   "when the tenant has exactly one connector of it."},
+        "target": CONNECTOR_REF | {"description": "As source."},
+        "name": NAME,
+        "expression": EXPRESSION,
+        "transformationId": RESOURCE_ID,
+        "environment": ENVIRONMENT,
+        "errorStrategy": ERROR_STRATEGY,
+    },
+    required=("source", "target"),
+)
+SANDBOX_EXECUTE = _object(
+    {"integrationId": RESOURCE_ID, "payload": {"description": "Any JSON value."}},
+    required=("integrationId", "payload"),
+)
+
+REQUEST_SCHEMAS: dict[str, Schema] = {
+    "ConnectorCreate": CONNECTOR_CREATE,
+    "ConnectorUpdate": CONNECTOR_UPDATE,
+    "TransformationCreate": TRANSFORMATION_CREATE,
+    "TransformationUpdate": TRANSFORMATION_UPDATE,
+    "IntegrationCreate": INTEGRATION_CREATE,
+    "IntegrationUpdate": INTEGRATION_UPDATE,
+    "FlowCreate": FLOW_CREATE,
+    "SandboxExecute": SANDBOX_EXECUTE,
+    "MessagePayload": {"description": "Any JSON value: the message payload itself."},
+}
+
+# Responses: documented as closed objects so the tests catch an undocumented field.
+_STR = {"type": "string"}
+_OPT_STR = {"type": ["string", "null"]}
+_INT = {"type": "integer"}
+_TIME = {"type": "string", "format": "date-time"}
+_AUDIT = {"version": _INT, "createdAt": _TIME, "updatedAt": _TIME}
+
+
+def _closed(properties: dict[str, Schema]) -> Schema:
+    return _object(properties, required=tuple(properties))
+
+
+def _list_of(item: str) -> Schema:
+    return _closed({
+        "data": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
+        "nextCursor": _OPT_STR | {"description": "Pass as ?cursor= for the next page."},
+    })
+
+
+_ERROR_ENTRY = {"type": "object", "description": "stage, code, message, position or pointer"}
+
+RESPONSE_SCHEMAS: dict[str, Schema] = {
+    "Error": _closed({
+        "error": _closed({
+            "code": _STR,
+            "message": _STR,
+            "details": {"type": "array", "items": {"type": "object"},
+                        "description": "e.g. [{field, message}] for VALIDATION_FAILED"},
+        })
+    }),
+    "Connector": _closed({
+        "id": _STR, "name": _STR, "type": _STR, "config": {"type": "object"},
+        "credentials": {"type": ["object", "null"],
+                        "description": "Masked: the field names, never the values."},
+        "hasCredentials": {"type": "boolean"}, **_AUDIT,
+    }),
+    "ConnectorList": _list_of("Connector"),
+    "ConnectorTestResult": _closed({
+        "status": {"type": "string", "enum": ["UP", "DOWN"]},
+        "latencyMs": _INT,
+        "detail": _STR,
+    }),
+    "ConnectorType": {"type": "object", "description": "The registry's description of a type: "
+                      "its name, roles and config/credentials specs (JSON Schema)."},
+    "ConnectorTypeList": _closed({
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/ConnectorType"}},
+    }),
+    "Transformation": _closed({
+        "id": _STR, "name": _STR,
+        "sourceSchema": {"type": ["string", "object", "null"]},
+        "expression": _STR, **_AUDIT,
+    }),
+    "TransformationList": _list_of("Transformation"),
+    "Integration": _closed({
+        "id": _STR, "name": _STR,
+        "environment": {"type": "string", "enum": ENVIRONMENTS},
+        "status": {"type": "string", "enum": ["ACTIVE", "PAUSED"]},
+        "sourceConnectorId": _OPT_STR, "targetConnectorId": _OPT_STR,
+        "transformationId": _OPT_STR, "expression": _OPT_STR,
+        "errorStrategy": _STR, **_AUDIT,
+    }),
+    "IntegrationList": _list_of("Integration"),
+    "IntegrationStatus": _closed({
+        "integrationId": _STR, "received": _INT, "transformed": _INT, "delivered": _INT,
+        "failed": _INT, "deadLettered": _INT, "total": _INT,
+    }),
+    "SandboxResult": _closed({
+        "status": {"type": "string", "enum": ["SUCCESS", "FAILED"]},
+        "durationMs": {"type": "number"},
+        "outputPayload": {"description": "The transformed payload (null when FAILED)."},
+        "errors": {"type": "array", "items": _ERROR_ENTRY},
+        "steps": {"type": "array", "items": _closed({
+            "name": _STR,
+            "status": {"type": "string", "enum": ["OK", "FAILED", "SKIPPED"]},
+            "durationMs": {"type": "number"},
+            "errors": {"type": "array", "items": _ERROR_ENTRY},
+        })},
+    }),
+    "MessageAccepted": _closed({
+        "messageId": _STR, "status": {"type": "string", "enum": ["ACCEPTED"]},
+    }),
+    "Message": _closed({
+        "id": _STR, "integrationId": _OPT_STR,
+        "status": {"type": "string", "enum": [
+            "RECEIVED", "TRANSFORMED", "DELIVERED", "FAILED", "DEAD_LETTERED"]},
+        "attempts": _INT, "receivedAt": _TIME, "updatedAt": _TIME,
+        "payload": {}, "output": {},
+        "lastError": {"anyOf": [_closed({"code": _STR, "message": _STR}), {"type": "null"}]},
+        "events": {"type": "array", "items": _closed({
+            "type": _STR, "occurredAt": _TIME, "data": {"type": "object"},
+        })},
+    }),
+}

@@ -1,0 +1,112 @@
+"""Read-model rows to the API's camelCase JSON. Credentials leave only masked."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row
+
+from integrationos.connectors.credentials import CredentialsUnreadable, CredentialVault, mask
+
+
+def iso(epoch_ms: int) -> str:
+    """ISO-8601 UTC with milliseconds, e.g. ``2026-02-01T09:30:00.123Z``."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _audit(row: Row) -> dict[str, Any]:
+    return {"version": row.version, "createdAt": iso(row.created_at),
+            "updatedAt": iso(row.updated_at)}
+
+
+def sealed_from_text(text: str | None) -> dict[str, Any] | None:
+    """Inverse of ``store.projections.seal_to_text``: the Avro ``SealedSecret`` again."""
+    if text is None:
+        return None
+    stored = json.loads(text)
+    return {
+        "keyId": stored["keyId"],
+        "nonce": base64.b64decode(stored["nonce"]),
+        "ciphertext": base64.b64decode(stored["ciphertext"]),
+    }
+
+
+def open_credentials(vault: CredentialVault, row: Row) -> dict[str, Any]:
+    sealed = sealed_from_text(row.credentials_sealed)
+    return {} if sealed is None else vault.open(sealed)
+
+
+def _masked(vault: CredentialVault, row: Row) -> dict[str, str] | None:
+    """Field names of the stored credentials; None if this master key cannot open them."""
+    try:
+        return mask(open_credentials(vault, row))
+    except CredentialsUnreadable:
+        return None
+
+
+def connector(row: Row, vault: CredentialVault) -> dict[str, Any]:
+    has_credentials = row.credentials_sealed is not None
+    return {
+        "id": row.id,
+        "name": row.name,
+        "type": row.connector_type,
+        "config": json.loads(row.config_json),
+        "credentials": _masked(vault, row) if has_credentials else None,
+        "hasCredentials": has_credentials,
+        **_audit(row),
+    }
+
+
+def transformation(row: Row) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "sourceSchema": None if row.source_schema is None else json.loads(row.source_schema),
+        "expression": row.expression,
+        **_audit(row),
+    }
+
+
+def integration(row: Row) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "environment": row.environment,
+        "status": row.status,
+        "sourceConnectorId": row.source_connector_id,
+        "targetConnectorId": row.target_connector_id,
+        "transformationId": row.transformation_id,
+        "expression": row.expression,
+        "errorStrategy": row.error_strategy,
+        **_audit(row),
+    }
+
+
+def _json_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def message(row: Row, events: list[Row]) -> dict[str, Any]:
+    last_error = None
+    if row.last_error_code is not None:
+        last_error = {"code": row.last_error_code, "message": row.last_error_message or ""}
+    return {
+        "id": row.id,
+        "integrationId": row.integration_id,
+        "status": row.status,
+        "attempts": row.attempts,
+        "receivedAt": iso(row.received_at),
+        "updatedAt": iso(row.updated_at),
+        "payload": _json_or_none(row.payload_json),
+        "output": _json_or_none(row.output_json),
+        "lastError": last_error,
+        "events": [
+            {"type": e.event_type, "occurredAt": iso(e.occurred_at),
+             "data": json.loads(e.data_json)}
+            for e in events
+        ],
+    }
