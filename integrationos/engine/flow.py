@@ -53,9 +53,13 @@ def _validate(definition: FlowDefinition, payload: Any) -> StepResult:
     schema = definition.source_schema_json
     if schema is None or not isinstance(json.loads(schema), dict):
         return StepResult("validate", "SKIPPED", _elapsed_ms(started))
-    errors = [
-        {"code": "SCHEMA_VIOLATION", **violation} for violation in violations(schema, payload)
-    ]
+    try:
+        found = violations(schema, payload)
+    except Exception as exc:  # a user's schema that cannot be applied: bad $ref, cycles
+        error = {"code": "SCHEMA_UNUSABLE", "pointer": "",
+                 "message": f"the source schema cannot be applied: {type(exc).__name__}"}
+        return StepResult("validate", "FAILED", _elapsed_ms(started), [error])
+    errors = [{"code": "SCHEMA_VIOLATION", **violation} for violation in found]
     return StepResult("validate", "FAILED" if errors else "OK", _elapsed_ms(started), errors)
 
 

@@ -1,7 +1,9 @@
 """JSONata transformation with jsonatapy (Rust core): compile once, evaluate many, bounded.
 
 Compiled expressions are cached by the SHA-256 of their text, so every version of every
-expression is compiled once per process. Each evaluation is bounded in time and depth:
+expression is compiled once per thread: jsonatapy's compiled objects must not cross threads
+(using one from another thread panics in its Rust core), so each thread keeps its own cache.
+Each evaluation is bounded in time and depth:
 a runaway expression fails that message with a JSONata error code instead of hanging the
 worker. jsonatapy holds the GIL while it evaluates, so the time limit is also the longest a
 hostile expression can stall the worker's event loop; it is kept short on purpose.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -68,12 +71,20 @@ class CompiledExpression:
             raise _error_from(exc, "D0000") from None
 
 
-_cache: OrderedDict[str, CompiledExpression] = OrderedDict()
+_local = threading.local()
+
+
+def _thread_cache() -> OrderedDict[str, CompiledExpression]:
+    cache = getattr(_local, "cache", None)
+    if cache is None:
+        cache = _local.cache = OrderedDict()
+    return cache
 
 
 def compile_expression(expression: str) -> CompiledExpression:
     """Compile (or fetch from the cache) an expression; raise ``TransformError`` on syntax."""
     digest = hashlib.sha256(expression.encode()).hexdigest()
+    _cache = _thread_cache()
     cached = _cache.get(digest)
     if cached is not None:
         _cache.move_to_end(digest)
@@ -95,8 +106,19 @@ def compile_expression(expression: str) -> CompiledExpression:
 
 
 def transform(expression: str, payload: Any) -> tuple[Any, int]:
-    """Apply ``expression`` to ``payload``; return the output and the time taken in µs."""
+    """Apply ``expression`` to ``payload``; return the output and the time taken in µs.
+
+    An output JSON cannot carry (Infinity or NaN, e.g. from ``1/0``) is an error here, so
+    nothing downstream has to cope with it.
+    """
     compiled = compile_expression(expression)
     started = time.perf_counter_ns()
     output = compiled.evaluate(payload)
-    return output, (time.perf_counter_ns() - started) // 1000
+    elapsed = (time.perf_counter_ns() - started) // 1000
+    try:
+        json.dumps(output, allow_nan=False)
+    except ValueError:
+        raise TransformError(
+            "D1001", "D1001: the output holds a number JSON cannot represent (Infinity/NaN)"
+        ) from None
+    return output, elapsed

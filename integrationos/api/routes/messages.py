@@ -66,7 +66,7 @@ async def ingest_message(request: Request) -> Response:
     key = _ordering_key(request, message_id)
     value = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     headers = [("ios-tenant", tenant_id.encode()), ("ios-integration", integration_id.encode()),
-               ("ios-message-id", message_id.encode())]
+               ("ios-message-id", message_id.encode()), ("ios-source", b"http")]
     await acked(p, p.producer.produce(p.ingest_topic, key.encode(), value, headers))
     return JSONResponse({"messageId": message_id, "status": "ACCEPTED"}, status_code=202)
 
