@@ -11,15 +11,21 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from integrationos.store.tables import (
     api_keys,
     connectors,
+    environment_variables,
     integrations,
+    lookup_rows,
+    lookups,
     message_events,
     messages,
+    schema_versions,
+    schemas,
     tenants,
+    transformation_versions,
     transformations,
 )
 from integrationos.topics import event_types as t
@@ -125,10 +131,18 @@ def _transformation_state(conn: Connection, event: Event) -> None:
     d = event.data
     _upsert(conn, transformations, "id", {
         "id": d["id"], "tenant_id": event.tenant, "name": d["name"],
-        "source_schema": d["sourceSchema"], "expression": d["expression"],
-        "version": d["version"], "deleted": False,
+        "source_schema": d["sourceSchema"], "target_schema": d["targetSchema"],
+        "expression": d["expression"], "version": d["version"], "deleted": False,
         "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
     })
+    key = (transformation_versions.c.transformation_id == d["id"],
+           transformation_versions.c.version == d["version"])
+    if conn.execute(select(transformation_versions.c.version).where(*key)).first() is None:
+        conn.execute(insert(transformation_versions).values(
+            transformation_id=d["id"], version=d["version"], tenant_id=event.tenant,
+            source_schema=d["sourceSchema"], target_schema=d["targetSchema"],
+            expression=d["expression"], created_at=event.occurred_at_ms,
+        ))
 
 
 @handles(t.TRANSFORMATION_DELETED)
@@ -143,7 +157,8 @@ def _integration_state(conn: Connection, event: Event) -> None:
         "id": d["id"], "tenant_id": event.tenant, "name": d["name"],
         "environment": d["environment"], "source_connector_id": d["sourceConnectorId"],
         "target_connector_id": d["targetConnectorId"],
-        "transformation_id": d["transformationId"], "expression": d["expression"],
+        "transformation_id": d["transformationId"],
+        "transformation_version": d["transformationVersion"], "expression": d["expression"],
         "error_strategy": d["errorStrategy"], "version": d["version"], "deleted": False,
         "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
     }
@@ -165,6 +180,86 @@ def _integration_run_state(conn: Connection, event: Event) -> None:
         .where(integrations.c.id == event.data["id"], integrations.c.tenant_id == event.tenant)
         .values(status=status, updated_at=event.occurred_at_ms)
     )
+
+
+@handles(t.SCHEMA_VERSION_ADDED)
+def _schema_version_added(conn: Connection, event: Event) -> None:
+    d = event.data
+    _upsert(conn, schemas, "id", {
+        "id": d["id"], "tenant_id": event.tenant, "name": d["name"], "format": d["format"],
+        "latest_version": d["version"], "compatibility": d["compatibility"], "deleted": False,
+        "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
+    })
+    key = (schema_versions.c.schema_id == d["id"], schema_versions.c.version == d["version"])
+    if conn.execute(select(schema_versions.c.version).where(*key)).first() is None:
+        conn.execute(insert(schema_versions).values(
+            schema_id=d["id"], version=d["version"], tenant_id=event.tenant,
+            definition=d["definition"], created_at=event.occurred_at_ms,
+        ))
+
+
+@handles(t.SCHEMA_DELETED)
+def _schema_deleted(conn: Connection, event: Event) -> None:
+    _soft_delete(conn, schemas, event)
+
+
+@handles(t.LOOKUP_CREATED, t.LOOKUP_UPDATED)
+def _lookup_state(conn: Connection, event: Event) -> None:
+    d = event.data
+    _upsert(conn, lookups, "id", {
+        "id": d["id"], "tenant_id": event.tenant, "name": d["name"],
+        "lookup_type": d["lookupType"], "config_json": d["configJson"],
+        "version": d["version"], "deleted": False,
+        "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
+    })
+
+
+@handles(t.LOOKUP_ROWS_REPLACED)
+def _lookup_rows_replaced(conn: Connection, event: Event) -> None:
+    """A new immutable version of a static table's rows; older versions stay readable."""
+    d = event.data
+    version_rows = (lookup_rows.c.lookup_id == d["id"],
+                    lookup_rows.c.rows_version == d["rowsVersion"])
+    if conn.execute(select(lookup_rows.c.key).where(*version_rows).limit(1)).first() is None:
+        rows = json.loads(d["rowsJson"])
+        if rows:
+            conn.execute(insert(lookup_rows), [
+                {"lookup_id": d["id"], "rows_version": d["rowsVersion"], "key": key,
+                 "value_json": json.dumps(value, ensure_ascii=False)}
+                for key, value in rows.items()
+            ])
+    conn.execute(
+        update(lookups).where(lookups.c.id == d["id"], lookups.c.tenant_id == event.tenant)
+        .values(rows_version=d["rowsVersion"], updated_at=event.occurred_at_ms)
+    )
+
+
+@handles(t.LOOKUP_DELETED)
+def _lookup_deleted(conn: Connection, event: Event) -> None:
+    _soft_delete(conn, lookups, event)
+
+
+@handles(t.ENVIRONMENT_VARIABLE_SET)
+def _variable_set(conn: Connection, event: Event) -> None:
+    d = event.data
+    key = (environment_variables.c.tenant_id == event.tenant,
+           environment_variables.c.environment == d["environment"],
+           environment_variables.c.name == d["name"])
+    conn.execute(delete(environment_variables).where(*key))
+    conn.execute(insert(environment_variables).values(
+        tenant_id=event.tenant, environment=d["environment"], name=d["name"],
+        value=d["value"], updated_at=event.occurred_at_ms,
+    ))
+
+
+@handles(t.ENVIRONMENT_VARIABLE_DELETED)
+def _variable_deleted(conn: Connection, event: Event) -> None:
+    d = event.data
+    conn.execute(delete(environment_variables).where(
+        environment_variables.c.tenant_id == event.tenant,
+        environment_variables.c.environment == d["environment"],
+        environment_variables.c.name == d["name"],
+    ))
 
 
 def _record_message_event(conn: Connection, event: Event) -> bool:

@@ -1,26 +1,27 @@
 """Rebuilding the read models from the log: read every event topic from offset 0.
 
-Run it with the workers stopped (or into another database): it empties the projected
-tables, replays the config and message-event topics up to their current end through the
-same ``Projector`` the workers use, and so yields exactly the tables the live run built.
+Run it with the workers stopped (or into another database), and after any upgrade that
+changes the tables: it drops and recreates the projected tables, replays the config and
+message-event topics up to their current end through the same ``Projector`` the workers
+use, and so yields exactly the tables the live run built.
 """
 
 from __future__ import annotations
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine
 
 from integrationos.store.projector import LogRecord, Projector
-from integrationos.store.tables import PROJECTED_TABLES, projection_offsets
+from integrationos.store.tables import PROJECTED_TABLES, metadata, projection_offsets
 
 BATCH = 5000
 
 
 def rebuild(engine: Engine, bootstrap: str, topics: list[str]) -> int:
     """Replay ``topics`` into emptied tables; return the number of records read."""
-    with engine.begin() as conn:
-        for table in (*PROJECTED_TABLES, projection_offsets):
-            conn.execute(delete(table))
+    # Drop and recreate rather than empty: after an upgrade the tables may have new columns.
+    metadata.drop_all(engine, tables=[*PROJECTED_TABLES, projection_offsets])
+    metadata.create_all(engine)
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": "integrationos-rebuild",

@@ -69,10 +69,23 @@ transformations = Table(
     Column("tenant_id", String(64), nullable=False, index=True),
     Column("name", String(200), nullable=False),
     Column("source_schema", Text, nullable=True),
+    Column("target_schema", Text, nullable=True),
     Column("expression", Text, nullable=False),
     Column("version", Integer, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
     *_audit(),
+)
+
+transformation_versions = Table(
+    "transformation_versions",
+    metadata,
+    Column("transformation_id", String(40), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("source_schema", Text, nullable=True),
+    Column("target_schema", Text, nullable=True),
+    Column("expression", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 
 integrations = Table(
@@ -85,6 +98,7 @@ integrations = Table(
     Column("source_connector_id", String(40), nullable=True),
     Column("target_connector_id", String(40), nullable=True),
     Column("transformation_id", String(40), nullable=True),
+    Column("transformation_version", Integer, nullable=True),
     Column("expression", Text, nullable=True),
     Column("error_strategy", String(40), nullable=False),
     Column("status", String(20), nullable=False),
@@ -123,6 +137,62 @@ message_events = Table(
     Column("data_json", Text, nullable=False),
 )
 
+schemas = Table(
+    "schemas",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("format", String(20), nullable=False),
+    Column("latest_version", Integer, nullable=False),
+    Column("compatibility", String(20), nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    *_audit(),
+)
+
+schema_versions = Table(
+    "schema_versions",
+    metadata,
+    Column("schema_id", String(40), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+lookups = Table(
+    "lookups",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("lookup_type", String(20), nullable=False),
+    Column("config_json", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("rows_version", Integer, nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    *_audit(),
+)
+
+lookup_rows = Table(
+    "lookup_rows",
+    metadata,
+    Column("lookup_id", String(40), primary_key=True),
+    Column("rows_version", Integer, primary_key=True),
+    Column("key", String(400), primary_key=True),
+    Column("value_json", Text, nullable=False),
+)
+
+environment_variables = Table(
+    "environment_variables",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("environment", String(10), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
 projection_offsets = Table(
     "projection_offsets",
     metadata,
@@ -132,5 +202,7 @@ projection_offsets = Table(
 )
 
 PROJECTED_TABLES = (
-    tenants, api_keys, connectors, transformations, integrations, messages, message_events
+    tenants, api_keys, connectors, transformations, transformation_versions, integrations,
+    messages, message_events, schemas, schema_versions, lookups, lookup_rows,
+    environment_variables,
 )

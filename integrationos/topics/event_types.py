@@ -30,3 +30,14 @@ MESSAGE_TRANSFORMED = "message.transformed"
 MESSAGE_DELIVERED = "message.delivered"
 MESSAGE_FAILED = "message.failed"
 MESSAGE_DEAD_LETTERED = "message.dead_lettered"
+
+SCHEMA_VERSION_ADDED = "schema.version_added"
+SCHEMA_DELETED = "schema.deleted"
+
+LOOKUP_CREATED = "lookup.created"
+LOOKUP_UPDATED = "lookup.updated"
+LOOKUP_ROWS_REPLACED = "lookup.rows_replaced"
+LOOKUP_DELETED = "lookup.deleted"
+
+ENVIRONMENT_VARIABLE_SET = "environment.variable_set"
+ENVIRONMENT_VARIABLE_DELETED = "environment.variable_deleted"

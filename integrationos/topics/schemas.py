@@ -85,6 +85,12 @@ _TRANSFORMATION_STATE = _record(
     ],
 )
 
+_TRANSFORMATION_STATE_V2 = _record(
+    "TransformationState",
+    [*_TRANSFORMATION_STATE["fields"][:3], _opt("targetSchema"),
+     *_TRANSFORMATION_STATE["fields"][3:]],
+)
+
 _INTEGRATION_STATE = _record(
     "IntegrationState",
     [
@@ -98,6 +104,20 @@ _INTEGRATION_STATE = _record(
         _f("errorStrategy", "string"),
         _f("version", "int"),
     ],
+)
+
+
+_INTEGRATION_STATE_V2 = _record(
+    "IntegrationState",
+    [*_INTEGRATION_STATE["fields"][:6],
+     _f("transformationVersion", ["null", "int"], None),
+     *_INTEGRATION_STATE["fields"][6:]],
+)
+
+_LOOKUP_STATE = _record(
+    "LookupState",
+    [_f("id", "string"), _f("name", "string"), _f("lookupType", "string"),
+     _f("configJson", "string"), _f("version", "int")],
 )
 
 
@@ -120,9 +140,13 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
     (t.CONNECTOR_DELETED, 1): _id_only("ConnectorDeleted"),
     (t.TRANSFORMATION_CREATED, 1): _TRANSFORMATION_STATE,
     (t.TRANSFORMATION_UPDATED, 1): _TRANSFORMATION_STATE,
+    (t.TRANSFORMATION_CREATED, 2): _TRANSFORMATION_STATE_V2,
+    (t.TRANSFORMATION_UPDATED, 2): _TRANSFORMATION_STATE_V2,
     (t.TRANSFORMATION_DELETED, 1): _id_only("TransformationDeleted"),
     (t.INTEGRATION_CREATED, 1): _INTEGRATION_STATE,
     (t.INTEGRATION_UPDATED, 1): _INTEGRATION_STATE,
+    (t.INTEGRATION_CREATED, 2): _INTEGRATION_STATE_V2,
+    (t.INTEGRATION_UPDATED, 2): _INTEGRATION_STATE_V2,
     (t.INTEGRATION_DELETED, 1): _id_only("IntegrationDeleted"),
     (t.INTEGRATION_PAUSED, 1): _id_only("IntegrationPaused"),
     (t.INTEGRATION_RESUMED, 1): _id_only("IntegrationResumed"),
@@ -157,6 +181,28 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
         [_f("messageId", "string"), _opt("integrationId"), _f("stage", "string"),
          _f("code", "string"), _f("message", "string"), _f("dlqTopic", "string")],
     ),
+    (t.SCHEMA_VERSION_ADDED, 1): _record(
+        "SchemaVersionAdded",
+        [_f("id", "string"), _f("name", "string"), _f("format", "string"),
+         _f("version", "int"), _f("definition", "string"), _f("compatibility", "string")],
+    ),
+    (t.SCHEMA_DELETED, 1): _id_only("SchemaDeleted"),
+    (t.LOOKUP_CREATED, 1): _LOOKUP_STATE,
+    (t.LOOKUP_UPDATED, 1): _LOOKUP_STATE,
+    (t.LOOKUP_ROWS_REPLACED, 1): _record(
+        "LookupRowsReplaced",
+        [_f("id", "string"), _f("rowsVersion", "int"), _f("rowsJson", "string")],
+    ),
+    (t.LOOKUP_DELETED, 1): _id_only("LookupDeleted"),
+    (t.ENVIRONMENT_VARIABLE_SET, 1): _record(
+        "EnvironmentVariableSet",
+        [_f("environment", "string"), _f("name", "string"), _f("value", "string")],
+    ),
+    (t.ENVIRONMENT_VARIABLE_DELETED, 1): _record(
+        "EnvironmentVariableDeleted", [_f("environment", "string"), _f("name", "string")]
+    ),
 }
 
-CURRENT_VERSION: dict[str, int] = {name: 1 for name, _ in EVENT_DATA_SCHEMAS}
+CURRENT_VERSION: dict[str, int] = {}
+for _name, _version in EVENT_DATA_SCHEMAS:
+    CURRENT_VERSION[_name] = max(_version, CURRENT_VERSION.get(_name, 0))

@@ -22,23 +22,34 @@ SAMPLES = {
                           "credentials": None, "version": 2},
     t.CONNECTOR_DELETED: {"id": "c"},
     t.TRANSFORMATION_CREATED: {"id": "t", "name": "n", "sourceSchema": None,
-                               "expression": "$", "version": 1},
+                               "targetSchema": None, "expression": "$", "version": 1},
     t.TRANSFORMATION_UPDATED: {"id": "t", "name": "n", "sourceSchema": '"x"',
-                               "expression": "$", "version": 2},
+                               "targetSchema": '"y"', "expression": "$", "version": 2},
     t.TRANSFORMATION_DELETED: {"id": "t"},
     t.INTEGRATION_CREATED: {"id": "i", "name": "n", "environment": "DEV",
                             "sourceConnectorId": None, "targetConnectorId": "c",
-                            "transformationId": None, "expression": "$",
-                            "errorStrategy": "RETRY_3_DLQ", "version": 1},
+                            "transformationId": None, "transformationVersion": None,
+                            "expression": "$", "errorStrategy": "RETRY_3_DLQ", "version": 1},
     t.INTEGRATION_UPDATED: {"id": "i", "name": "n", "environment": "QA",
                             "sourceConnectorId": "s", "targetConnectorId": "c",
-                            "transformationId": "t", "expression": None,
-                            "errorStrategy": "DLQ", "version": 2},
+                            "transformationId": "t", "transformationVersion": 2,
+                            "expression": None, "errorStrategy": "DLQ", "version": 2},
     t.INTEGRATION_DELETED: {"id": "i"},
     t.INTEGRATION_PAUSED: {"id": "i"},
     t.INTEGRATION_RESUMED: {"id": "i"},
     t.INTEGRATION_PROMOTED: {"id": "i", "fromEnvironment": "DEV", "toEnvironment": "QA",
                              "promotedId": "i2", "promotedBy": None},
+    t.SCHEMA_VERSION_ADDED: {"id": "s", "name": "orders", "format": "XSD", "version": 1,
+                             "definition": "<xs:schema/>", "compatibility": "BACKWARD"},
+    t.SCHEMA_DELETED: {"id": "s"},
+    t.LOOKUP_CREATED: {"id": "l", "name": "countries", "lookupType": "STATIC",
+                       "configJson": "{}", "version": 1},
+    t.LOOKUP_UPDATED: {"id": "l", "name": "countries", "lookupType": "HTTP",
+                       "configJson": "{}", "version": 2},
+    t.LOOKUP_ROWS_REPLACED: {"id": "l", "rowsVersion": 3, "rowsJson": '{"PT": "Portugal"}'},
+    t.LOOKUP_DELETED: {"id": "l"},
+    t.ENVIRONMENT_VARIABLE_SET: {"environment": "DEV", "name": "ORG", "value": "x"},
+    t.ENVIRONMENT_VARIABLE_DELETED: {"environment": "DEV", "name": "ORG"},
     t.MESSAGE_RECEIVED: {"messageId": "m", "integrationId": "i", "key": None,
                          "payloadJson": '{"a": "ção"}', "source": "http"},
     t.MESSAGE_TRANSFORMED: {"messageId": "m", "integrationId": "i", "outputJson": "{}",
@@ -73,6 +84,14 @@ def test_junk_is_refused_with_one_error_type(raw: bytes):
 def test_an_unknown_type_cannot_be_built():
     with pytest.raises(ValueError):
         Event("no.such.type", "acme", "x", {})
+
+
+def test_v1_transformation_records_already_in_logs_read_as_v2():
+    v1 = Event(t.TRANSFORMATION_CREATED, "acme", "t", {
+        "id": "t", "name": "n", "sourceSchema": None, "expression": "$", "version": 1},
+        schema_version=1)
+    upgraded = codec.decode(codec.encode(v1))
+    assert upgraded.schema_version == 2 and upgraded.data["targetSchema"] is None
 
 
 def test_a_v1_record_is_read_as_v2_with_the_new_field_defaulted(monkeypatch):
