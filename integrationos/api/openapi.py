@@ -85,6 +85,11 @@ _TRANSFORMATIONS = (
               "Delete a transformation", 204, errors=(409, 503),
               description="Refused with 409 TRANSFORMATION_IN_USE while an integration uses "
               "it."),
+    Operation("listTransformationVersions", "GET /v1/transformations/{id}/versions",
+              "List every version of a transformation", 200, "TransformationVersionList",
+              description="Each update makes a new immutable version; integrations pin one."),
+    Operation("getTransformationVersion", "GET /v1/transformations/{id}/versions/{version}",
+              "Get one version of a transformation", 200, "TransformationVersion"),
 )
 _INTEGRATIONS = (
     Operation("createIntegration", "POST /v1/integrations", "Create an integration", 201,

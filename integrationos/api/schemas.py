@@ -85,13 +85,16 @@ CONNECTOR_UPDATE = _object(
     minProperties=1,
 )
 TRANSFORMATION_CREATE = _object(
-    {"name": NAME, "sourceSchema": SOURCE_SCHEMA, "expression": EXPRESSION},
+    {"name": NAME, "sourceSchema": SOURCE_SCHEMA, "targetSchema": SOURCE_SCHEMA,
+     "expression": EXPRESSION},
     required=("name", "expression"),
 )
 TRANSFORMATION_UPDATE = _object(
-    {"name": NAME, "sourceSchema": _nullable(SOURCE_SCHEMA), "expression": EXPRESSION},
+    {"name": NAME, "sourceSchema": _nullable(SOURCE_SCHEMA),
+     "targetSchema": _nullable(SOURCE_SCHEMA), "expression": EXPRESSION},
     minProperties=1,
 )
+TRANSFORMATION_VERSION = {"type": "integer", "minimum": 1, "maximum": 2_147_483_647}
 INTEGRATION_CREATE = _object(
     {
         "name": NAME,
@@ -99,6 +102,7 @@ INTEGRATION_CREATE = _object(
         "sourceConnectorId": CONNECTOR_REF,
         "targetConnectorId": CONNECTOR_REF,
         "transformationId": RESOURCE_ID,
+        "transformationVersion": TRANSFORMATION_VERSION,
         "expression": EXPRESSION,
         "errorStrategy": ERROR_STRATEGY,
     },
@@ -110,6 +114,7 @@ INTEGRATION_UPDATE = _object(
         "sourceConnectorId": _nullable(CONNECTOR_REF),
         "targetConnectorId": _nullable(CONNECTOR_REF),
         "transformationId": _nullable(RESOURCE_ID),
+        "transformationVersion": TRANSFORMATION_VERSION,
         "expression": _nullable(EXPRESSION),
         "errorStrategy": ERROR_STRATEGY,
     },
@@ -195,15 +200,26 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "Transformation": _closed({
         "id": _STR, "name": _STR,
         "sourceSchema": {"type": ["string", "object", "null"]},
+        "targetSchema": {"type": ["string", "object", "null"]},
         "expression": _STR, **_AUDIT,
     }),
     "TransformationList": _list_of("Transformation"),
+    "TransformationVersion": _closed({
+        "transformationId": _STR, "version": {"type": "integer"},
+        "sourceSchema": {"type": ["string", "object", "null"]},
+        "targetSchema": {"type": ["string", "object", "null"]},
+        "expression": _STR, "createdAt": _TIME,
+    }),
+    "TransformationVersionList": _closed({
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/TransformationVersion"}},
+    }),
     "Integration": _closed({
         "id": _STR, "name": _STR,
         "environment": {"type": "string", "enum": ENVIRONMENTS},
         "status": {"type": "string", "enum": ["ACTIVE", "PAUSED"]},
         "sourceConnectorId": _OPT_STR, "targetConnectorId": _OPT_STR,
-        "transformationId": _OPT_STR, "expression": _OPT_STR,
+        "transformationId": _OPT_STR,
+        "transformationVersion": {"type": ["integer", "null"]}, "expression": _OPT_STR,
         "errorStrategy": _STR, **_AUDIT,
     }),
     "IntegrationList": _list_of("Integration"),

@@ -65,10 +65,26 @@ def transformation(row: Row) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,
-        "sourceSchema": None if row.source_schema is None else json.loads(row.source_schema),
+        "sourceSchema": _json_or_none(row.source_schema),
+        "targetSchema": _json_or_none(row.target_schema),
         "expression": row.expression,
         **_audit(row),
     }
+
+
+def transformation_version(row: Row) -> dict[str, Any]:
+    return {
+        "transformationId": row.transformation_id,
+        "version": row.version,
+        "sourceSchema": _json_or_none(row.source_schema),
+        "targetSchema": _json_or_none(row.target_schema),
+        "expression": row.expression,
+        "createdAt": iso(row.created_at),
+    }
+
+
+def _json_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
 
 
 def integration(row: Row) -> dict[str, Any]:
@@ -80,6 +96,7 @@ def integration(row: Row) -> dict[str, Any]:
         "sourceConnectorId": row.source_connector_id,
         "targetConnectorId": row.target_connector_id,
         "transformationId": row.transformation_id,
+        "transformationVersion": row.transformation_version,
         "expression": row.expression,
         "errorStrategy": row.error_strategy,
         **_audit(row),

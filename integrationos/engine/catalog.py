@@ -11,11 +11,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, Row, select
 
 from integrationos.engine.error_strategy import ErrorStrategy, parse
 from integrationos.engine.flow import FlowDefinition
-from integrationos.store.tables import connectors, integrations, transformations
+from integrationos.store.tables import (
+    connectors,
+    integrations,
+    transformation_versions,
+    transformations,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,21 @@ class IntegrationView:
     strategy: ErrorStrategy
     flow: FlowDefinition
     target: TargetRef | None
+
+
+def _pinned_transformation(conn: Connection, tenant: str, transformation_id: str,
+                           version: int | None) -> Row | None:
+    """The version the integration pinned; the current one for integrations written before
+    versions were pinned (their events carry no version)."""
+    if version is None:
+        return conn.execute(select(transformations).where(
+            transformations.c.id == transformation_id, transformations.c.tenant_id == tenant,
+        )).first()
+    return conn.execute(select(transformation_versions).where(
+        transformation_versions.c.transformation_id == transformation_id,
+        transformation_versions.c.version == version,
+        transformation_versions.c.tenant_id == tenant,
+    )).first()
 
 
 class FlowCatalog:
@@ -64,16 +84,13 @@ class FlowCatalog:
             ).first()
             if row is None:
                 return None
-            expression, schema = row.expression, None
+            flow = FlowDefinition(row.expression)
             if row.transformation_id:
-                trf = conn.execute(
-                    select(transformations).where(
-                        transformations.c.id == row.transformation_id,
-                        transformations.c.tenant_id == tenant,
-                    )
-                ).first()
-                if trf is not None:
-                    expression, schema = trf.expression, trf.source_schema
+                trf = _pinned_transformation(conn, tenant, row.transformation_id,
+                                             row.transformation_version)
+                flow = (FlowDefinition(trf.expression, trf.source_schema) if trf is not None
+                        else FlowDefinition(None, missing=f"transformation "
+                                            f"{row.transformation_id}@{row.transformation_version}"))
             target = None
             if row.target_connector_id:
                 con = conn.execute(
@@ -91,6 +108,6 @@ class FlowCatalog:
             tenant=tenant,
             status=row.status,
             strategy=parse(row.error_strategy),
-            flow=FlowDefinition(expression, schema),
+            flow=flow,
             target=target,
         )

@@ -21,6 +21,7 @@ class FlowDefinition:
 
     expression: str | None
     source_schema_json: str | None = None
+    missing: str | None = None  # what the flow refers to but the projections lack
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ def _validate(definition: FlowDefinition, payload: Any) -> StepResult:
 def run_flow(definition: FlowDefinition, payload: Any) -> FlowResult:
     """Validate then transform; a payload without an expression passes through unchanged."""
     started = time.perf_counter_ns()
+    if definition.missing:
+        error = {"code": "TRANSFORMATION_MISSING", "message": f"{definition.missing} not found"}
+        step = StepResult("transform", "FAILED", 0.0, [error])
+        return FlowResult("FAILED", None, [StepResult("validate", "SKIPPED", 0.0), step],
+                          _elapsed_ms(started))
     validation = _validate(definition, payload)
     if validation.status == "FAILED":
         skipped = StepResult("transform", "SKIPPED", 0.0)

@@ -21,7 +21,7 @@ from integrationos.api.context import Platform, new_id, platform, tenant
 from integrationos.api.db import fetch_all, first, get_live, listing, live, page, page_request
 from integrationos.api.errors import ApiError
 from integrationos.api.routes.connectors import role_problems
-from integrationos.api.routes.transformations import compiled
+from integrationos.api.routes.transformations import compiled, find_version
 from integrationos.api.routing import resource
 from integrationos.api.schemas import INTEGRATION_CREATE, INTEGRATION_UPDATE
 from integrationos.api.validation import parse_body
@@ -75,11 +75,26 @@ async def _resolve_connector(p: Platform, tenant_id: str, ref: str | None, field
     return row.id
 
 
-async def _check_transformation(p: Platform, tenant_id: str, transformation_id: str | None,
-                                problems: Problems) -> None:
-    if transformation_id is not None and await first(p.engine, live(
-            transformations, tenant_id, transformations.c.id == transformation_id)) is None:
+async def _pin_transformation(p: Platform, tenant_id: str, transformation_id: str | None,
+                             version: int | None, problems: Problems) -> int | None:
+    """The transformation version the integration will run: the one asked for, or the
+    current one. Pinned, so a later edit of the transformation changes nothing until the
+    integration is updated to the new version."""
+    if transformation_id is None:
+        if version is not None:
+            problems.add("/transformationVersion", "needs a transformationId")
+        return None
+    row = await first(p.engine, live(
+        transformations, tenant_id, transformations.c.id == transformation_id))
+    if row is None:
         problems.add("/transformationId", f"no transformation with id {transformation_id!r}")
+        return None
+    if version is None:
+        return row.version
+    if await find_version(p, tenant_id, transformation_id, version) is None:
+        problems.add("/transformationVersion",
+                     f"transformation {transformation_id} has no version {version}")
+    return version
 
 
 async def _ensure_unique_name(p: Platform, tenant_id: str, name: str, environment: str,
@@ -120,13 +135,15 @@ async def create_integration(p: Platform, tenant_id: str, fields: dict[str, Any]
                                           "/sourceConnectorId", problems)
         target = await _resolve_connector(p, tenant_id, fields.get("targetConnectorId"),
                                           "/targetConnectorId", problems)
-        await _check_transformation(p, tenant_id, transformation_id, problems)
+        pinned = await _pin_transformation(p, tenant_id, transformation_id,
+                                           fields.get("transformationVersion"), problems)
         problems.raise_any()
         await _ensure_unique_name(p, tenant_id, fields["name"], environment)
         data = {
             "id": integration_id, "name": fields["name"], "environment": environment,
             "sourceConnectorId": source, "targetConnectorId": target,
-            "transformationId": transformation_id, "expression": expression,
+            "transformationId": transformation_id, "transformationVersion": pinned,
+            "expression": expression,
             "errorStrategy": fields.get("errorStrategy", DEFAULT_ERROR_STRATEGY), "version": 1,
         }
         await commit(p, Event(t.INTEGRATION_CREATED, tenant_id, integration_id, data))
@@ -165,21 +182,24 @@ async def update_integration(request: Request) -> Response:
         state = {
             "sourceConnectorId": row.source_connector_id,
             "targetConnectorId": row.target_connector_id,
-            "transformationId": row.transformation_id, "expression": row.expression,
+            "transformationId": row.transformation_id,
+            "transformationVersion": row.transformation_version, "expression": row.expression,
         }
         for key in ("sourceConnectorId", "targetConnectorId"):
             if key in body:
                 state[key] = await _resolve_connector(p, tenant_id, body[key], f"/{key}",
                                                       problems)
-        if "transformationId" in body:
-            await _check_transformation(p, tenant_id, body["transformationId"], problems)
-            state["transformationId"] = body["transformationId"]
-            if body["transformationId"] is not None:
+        if "transformationId" in body or "transformationVersion" in body:
+            state["transformationId"] = body.get("transformationId", row.transformation_id)
+            state["transformationVersion"] = await _pin_transformation(
+                p, tenant_id, state["transformationId"], body.get("transformationVersion"),
+                problems)
+            if state["transformationId"] is not None:
                 state["expression"] = None
         if "expression" in body:
             state["expression"] = body["expression"]
             if body["expression"] is not None:
-                state["transformationId"] = None
+                state["transformationId"] = state["transformationVersion"] = None
         problems.raise_any()
         name = body.get("name", row.name)
         await _ensure_unique_name(p, tenant_id, name, row.environment, integration_id)

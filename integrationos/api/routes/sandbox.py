@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from integrationos.api.context import platform, tenant
-from integrationos.api.db import first, get_live
-from integrationos.api.errors import ApiError
+from integrationos.api.errors import not_found
 from integrationos.api.routing import resource
 from integrationos.api.schemas import SANDBOX_EXECUTE
 from integrationos.api.validation import parse_body
-from integrationos.engine.flow import FlowDefinition, FlowResult, run_flow
-from integrationos.store.tables import integrations, transformations
+from integrationos.engine.catalog import FlowCatalog
+from integrationos.engine.flow import FlowResult, run_flow
 
 
 def _result(result: FlowResult) -> dict[str, Any]:
@@ -34,21 +34,13 @@ def _result(result: FlowResult) -> dict[str, Any]:
 async def execute(request: Request) -> Response:
     p, tenant_id = platform(request), tenant(request)
     body = await parse_body(request, SANDBOX_EXECUTE)
-    integration = await get_live(p.engine, integrations, "integration", tenant_id,
-                                 body["integrationId"])
-    definition = FlowDefinition(integration.expression)
-    if integration.transformation_id is not None:
-        # Deleting a transformation in use is refused, so a deleted row is still the one
-        # the pipeline would run; read it regardless of the flag.
-        row = await first(p.engine, transformations.select().where(
-            transformations.c.tenant_id == tenant_id,
-            transformations.c.id == integration.transformation_id))
-        if row is None:
-            raise ApiError(409, "TRANSFORMATION_MISSING",
-                           f"the integration's transformation {integration.transformation_id} "
-                           "does not exist")
-        definition = FlowDefinition(row.expression, row.source_schema)
-    return JSONResponse(_result(run_flow(definition, body["payload"])))
+    # The worker's own catalog, uncached: the sandbox runs exactly the flow (pinned
+    # transformation version and schema) that the pipeline would run for this integration.
+    view = await run_in_threadpool(FlowCatalog(p.engine, ttl=0).lookup, tenant_id,
+                                   body["integrationId"])
+    if view is None:
+        raise not_found("integration", body["integrationId"])
+    return JSONResponse(_result(run_flow(view.flow, body["payload"])))
 
 
 routes = [resource("/v1/sandbox/execute", POST=execute)]

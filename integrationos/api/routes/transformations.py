@@ -10,20 +10,21 @@ from typing import Any
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
+from sqlalchemy import Row, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from integrationos.api import serializers
 from integrationos.api.commands import commit
 from integrationos.api.context import Platform, new_id, platform, tenant
-from integrationos.api.db import first, get_live, listing, live, page, page_request
-from integrationos.api.errors import ApiError
+from integrationos.api.db import fetch_all, first, get_live, listing, live, page, page_request
+from integrationos.api.errors import ApiError, not_found
 from integrationos.api.routing import resource
 from integrationos.api.schemas import TRANSFORMATION_CREATE, TRANSFORMATION_UPDATE
 from integrationos.api.validation import parse_body
 from integrationos.engine.transform import TransformError, compile_expression
 from integrationos.schemas.json_schema import InvalidSchema, check_schema, violations
-from integrationos.store.tables import integrations, transformations
+from integrationos.store.tables import integrations, transformation_versions, transformations
 from integrationos.topics import event_types as t
 from integrationos.topics.envelope import Event
 
@@ -59,23 +60,24 @@ def _unresolvable_refs(schema: dict[str, Any]) -> list[str]:
     return bad
 
 
-def _schema_text(source_schema: Any) -> str | None:
-    """The JSON text stored for ``sourceSchema``: a name as given, or a checked schema."""
-    if isinstance(source_schema, dict):
+def _schema_text(schema: Any, field: str = "sourceSchema") -> str | None:
+    """The JSON text stored for a source or target schema: a registry name as given
+    (``name`` or ``name@version``), or a checked inline JSON Schema."""
+    if isinstance(schema, dict):
         try:
-            check_schema(source_schema)
+            check_schema(schema)
         except InvalidSchema as exc:
-            raise ApiError(422, "VALIDATION_FAILED", "sourceSchema is not a valid JSON Schema",
-                           [{"field": "/sourceSchema", "message": str(exc)[:300]}]) from None
-        bad = _unresolvable_refs(source_schema)
+            raise ApiError(422, "VALIDATION_FAILED", f"{field} is not a valid JSON Schema",
+                           [{"field": f"/{field}", "message": str(exc)[:300]}]) from None
+        bad = _unresolvable_refs(schema)
         if bad:
-            raise ApiError(422, "VALIDATION_FAILED", "sourceSchema has unresolvable references",
-                           [{"field": "/sourceSchema", "message": f"cannot resolve {ref[:100]!r}"}
+            raise ApiError(422, "VALIDATION_FAILED", f"{field} has unresolvable references",
+                           [{"field": f"/{field}", "message": f"cannot resolve {ref[:100]!r}"}
                             for ref in bad])
-    text = None if source_schema is None else json.dumps(source_schema, ensure_ascii=False)
-    if isinstance(source_schema, dict) and _recurses_endlessly(text):
-        raise ApiError(422, "VALIDATION_FAILED", "sourceSchema refers to itself without end",
-                       [{"field": "/sourceSchema", "message": "a $ref cycle that never reaches "
+    text = None if schema is None else json.dumps(schema, ensure_ascii=False)
+    if isinstance(schema, dict) and _recurses_endlessly(text):
+        raise ApiError(422, "VALIDATION_FAILED", f"{field} refers to itself without end",
+                       [{"field": f"/{field}", "message": "a $ref cycle that never reaches "
                          "a value (e.g. {\"$ref\": \"#\"})"}])
     return text
 
@@ -100,10 +102,10 @@ async def _ensure_unique_name(p: Platform, tenant_id: str, name: str, own_id: st
                        [{"field": "/name", "id": clash.id}])
 
 
-def _state(transformation_id: str, name: str, schema_text: str | None, expression: str,
-           version: int) -> dict[str, Any]:
-    return {"id": transformation_id, "name": name, "sourceSchema": schema_text,
-            "expression": expression, "version": version}
+def _state(transformation_id: str, name: str, source: str | None, target: str | None,
+           expression: str, version: int) -> dict[str, Any]:
+    return {"id": transformation_id, "name": name, "sourceSchema": source,
+            "targetSchema": target, "expression": expression, "version": version}
 
 
 async def _respond(p: Platform, tenant_id: str, transformation_id: str, status: int = 200
@@ -117,11 +119,12 @@ async def create_transformation(request: Request) -> Response:
     p, tenant_id = platform(request), tenant(request)
     body = await parse_body(request, TRANSFORMATION_CREATE)
     expression = compiled(body["expression"])
-    schema_text = _schema_text(body.get("sourceSchema"))
+    source = _schema_text(body.get("sourceSchema"))
+    target = _schema_text(body.get("targetSchema"), "targetSchema")
     transformation_id = new_id("trf")
     async with p.write_lock(tenant_id):
         await _ensure_unique_name(p, tenant_id, body["name"])
-        data = _state(transformation_id, body["name"], schema_text, expression, 1)
+        data = _state(transformation_id, body["name"], source, target, expression, 1)
         await commit(p, Event(t.TRANSFORMATION_CREATED, tenant_id, transformation_id, data))
     return await _respond(p, tenant_id, transformation_id, 201)
 
@@ -146,10 +149,12 @@ async def update_transformation(request: Request) -> Response:
         row = await get_live(p.engine, transformations, "transformation", tenant_id,
                              transformation_id)
         name = body.get("name", row.name)
-        schema_text = (_schema_text(body["sourceSchema"]) if "sourceSchema" in body
-                       else row.source_schema)
+        source = (_schema_text(body["sourceSchema"]) if "sourceSchema" in body
+                  else row.source_schema)
+        target = (_schema_text(body["targetSchema"], "targetSchema") if "targetSchema" in body
+                  else row.target_schema)
         await _ensure_unique_name(p, tenant_id, name, transformation_id)
-        data = _state(transformation_id, name, schema_text, expression or row.expression,
+        data = _state(transformation_id, name, source, target, expression or row.expression,
                       row.version + 1)
         await commit(p, Event(t.TRANSFORMATION_UPDATED, tenant_id, transformation_id, data))
     return await _respond(p, tenant_id, transformation_id)
@@ -172,8 +177,41 @@ async def delete_transformation(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def list_versions(request: Request) -> Response:
+    p, tenant_id, transformation_id = platform(request), tenant(request), request.path_params["id"]
+    await get_live(p.engine, transformations, "transformation", tenant_id, transformation_id)
+    rows = await fetch_all(p.engine, select(transformation_versions).where(
+        transformation_versions.c.tenant_id == tenant_id,
+        transformation_versions.c.transformation_id == transformation_id,
+    ).order_by(transformation_versions.c.version))
+    return JSONResponse({"data": [serializers.transformation_version(r) for r in rows]})
+
+
+async def get_version(request: Request) -> Response:
+    p, tenant_id, transformation_id = platform(request), tenant(request), request.path_params["id"]
+    wanted = request.path_params["version"]
+    row = None
+    if wanted.isdigit() and len(wanted) < 10:
+        row = await find_version(p, tenant_id, transformation_id, int(wanted))
+    if row is None:
+        raise not_found("transformation version", f"{transformation_id}@{wanted[:20]}")
+    return JSONResponse(serializers.transformation_version(row))
+
+
+async def find_version(p: Platform, tenant_id: str, transformation_id: str,
+                       version: int) -> Row | None:
+    """One immutable version of a transformation (what an integration pins)."""
+    return await first(p.engine, select(transformation_versions).where(
+        transformation_versions.c.tenant_id == tenant_id,
+        transformation_versions.c.transformation_id == transformation_id,
+        transformation_versions.c.version == version,
+    ))
+
+
 routes = [
     resource("/v1/transformations", GET=list_transformations, POST=create_transformation),
     resource("/v1/transformations/{id}", GET=get_transformation, PATCH=update_transformation,
              DELETE=delete_transformation),
+    resource("/v1/transformations/{id}/versions", GET=list_versions),
+    resource("/v1/transformations/{id}/versions/{version}", GET=get_version),
 ]
