@@ -7,9 +7,14 @@ import json
 
 from sqlalchemy import select
 
+from integrationos.engine.catalog import FlowCatalog
 from integrationos.settings import Settings
 from integrationos.store.database import open_database
 from integrationos.store.tables import message_events, messages
+from integrationos.topics import event_types as t
+from integrationos.topics.catalog import CONFIG
+from integrationos.topics.envelope import Event
+from integrationos.topics.producer import LogProducer
 from tests.support import RecordingTarget, configure_flow, count_messages, ingest, wait_for
 
 
@@ -100,5 +105,45 @@ def test_runaway_expression_is_stopped_by_the_time_limit(worker, platform_env):
         msgs, _ = _rows(settings)
         assert msgs[0].last_error_code in {"D1012", "D1011", "U1001"}
         assert target.received == []
+    finally:
+        target.close()
+
+
+def test_hostile_expressions_fail_alone_while_the_worker_serves_other_messages(worker,
+                                                                             platform_env):
+    settings = Settings.from_env()
+    target = RecordingTarget()
+    try:
+        configure_flow(settings, target.url)  # int_1: the seed-like mapping
+        log = LogProducer(settings.kafka_bootstrap)
+        for integration_id, expression in (
+            ("int_loop", "( $f := function($x){ $f($x) }; $f(1) )"),
+            ("int_range", "[1..100000000]"),
+        ):
+            log.append_sync(CONFIG.name(settings.topic_prefix), Event(
+                t.INTEGRATION_CREATED, "acme", integration_id, {
+                    "id": integration_id, "name": integration_id, "environment": "DEV",
+                    "sourceConnectorId": None, "targetConnectorId": "con_1",
+                    "transformationId": None, "transformationVersion": None,
+                    "expression": expression, "errorStrategy": "RETRY_3_DLQ", "version": 1}))
+        log.close()
+        wait_for(lambda: FlowCatalog(open_database(settings.database_url), ttl=0)
+                 .lookup("acme", "int_range") is not None, 30, "the hostile integrations")
+        good = [json.dumps({"nome_completo": f"G{n} H", "email": f"g{n}@x"}).encode()
+                for n in range(100)]
+        ingest(settings, good[:50])
+        ingest(settings, [b"{}"] * 3, integration="int_loop")
+        ingest(settings, [b"{}"] * 3, integration="int_range")
+        ingest(settings, good[50:])
+        wait_for(lambda: count_messages(settings, "DELIVERED") == 100
+                 and count_messages(settings, "DEAD_LETTERED") == 6, 120,
+                 "100 deliveries and 6 dead letters")
+        msgs, _ = _rows(settings)
+        codes = {m.integration_id: m.last_error_code for m in msgs
+                 if m.status == "DEAD_LETTERED"}
+        assert codes["int_loop"] in {"D1012", "D1011"}
+        assert codes["int_range"] == "D2014"
+        assert len(target.received) == 100
+        assert worker.process.poll() is None
     finally:
         target.close()
