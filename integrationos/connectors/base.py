@@ -8,6 +8,7 @@ the ingest endpoint/topic (push-based). The engine only ever talks to this inter
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -45,6 +46,8 @@ class OutboundMessage:
 
     ``idempotency_key`` is stable across retries and re-deliveries of the same message, so
     targets can suppress duplicates (HTTP ``Idempotency-Key`` header, Kafka record key).
+    ``body`` is the payload already encoded as ``content_type`` (JSON, or XML when the flow
+    has an XSD target schema); targets send it as is.
     """
 
     message_id: str
@@ -54,6 +57,13 @@ class OutboundMessage:
     key: str | None
     payload: JsonValue
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    body: bytes | None = None
+
+    def encoded(self) -> bytes:
+        if self.body is not None:
+            return self.body
+        return json.dumps(self.payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)

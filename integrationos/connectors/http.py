@@ -117,10 +117,11 @@ class HttpConnector(Connector):
             **self._headers(),
             "Idempotency-Key": message.idempotency_key,
             "X-IntegrationOS-Message-Id": message.message_id,
+            "Content-Type": message.content_type,
         }
         try:
             response = await self._http().request(
-                method, self.url, json=message.payload, headers=headers
+                method, self.url, content=message.encoded(), headers=headers
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _transport_error(exc, self.url, self._timeout_ms()) from None

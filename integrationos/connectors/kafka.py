@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -157,10 +156,11 @@ class KafkaConnector(Connector):
         record = await self._producer.produce(
             self.topic,
             key=key.encode(),
-            value=json.dumps(message.payload, separators=(",", ":")).encode(),
+            value=message.encoded(),
             headers=[
                 ("ios-message-id", message.message_id.encode()),
                 ("ios-idempotency-key", message.idempotency_key.encode()),
+                ("content-type", message.content_type.encode()),
             ],
         )
         return Delivery(
