@@ -15,15 +15,19 @@ from integrationos.api.context import Platform
 from integrationos.api.errors import EXCEPTION_HANDLERS
 from integrationos.api.routes import (
     connectors,
+    environments,
     flows,
     integrations,
+    lookups,
     messages,
     meta,
     sandbox,
+    schemas,
     transformations,
 )
 from integrationos.api.routing import resource
 from integrationos.connectors.credentials import CredentialVault
+from integrationos.engine.lookups import LookupService
 from integrationos.settings import Settings
 from integrationos.store.database import open_database
 from integrationos.topics.catalog import CONFIG, INGEST
@@ -41,6 +45,9 @@ ROUTES = [
     *flows.routes,
     *sandbox.routes,
     *messages.routes,
+    *schemas.routes,
+    *lookups.routes,
+    *environments.routes,
 ]
 
 
@@ -52,12 +59,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         resolved = settings or Settings.from_env()
         engine = open_database(resolved.database_url)
         producer = LogProducer(resolved.kafka_bootstrap, client_id="integrationos-api")
+        vault = CredentialVault.from_settings(resolved)
+        lookups = LookupService(engine, vault)
         try:
             yield {"platform": Platform(
                 settings=resolved,
                 engine=engine,
                 producer=producer,
-                vault=CredentialVault.from_settings(resolved),
+                vault=vault,
+                lookups=lookups,
                 config_topic=CONFIG.name(resolved.topic_prefix),
                 ingest_topic=INGEST.name(resolved.topic_prefix),
             )}
@@ -65,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # Requests finish before shutdown; what is left belongs to writes already
             # answered 503, so wait for it no longer than those requests did.
             producer.close(resolved.projection_wait_seconds)
+            lookups.close()
             engine.dispose()
 
     return Starlette(

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from starlette.requests import Request
 
 from integrationos.connectors.credentials import CredentialVault
+from integrationos.engine.lookups import LookupService
 from integrationos.settings import Settings
 from integrationos.topics.producer import LogProducer
 
@@ -28,6 +29,7 @@ class Platform:
     engine: Engine
     producer: LogProducer
     vault: CredentialVault
+    lookups: LookupService
     config_topic: str
     ingest_topic: str
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)

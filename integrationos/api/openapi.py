@@ -131,6 +131,68 @@ _MESSAGES = (
               200, "SandboxResult", "SandboxExecute", (400, 404, 409, 413, 422),
               "Validates and transforms exactly as the pipeline does; never delivers."),
 )
+_LOOKUPS = (
+    Operation("createLookup", "POST /v1/lookups", "Create a lookup table", 201, "Lookup",
+              "LookupCreate", _WRITE,
+              "STATIC (rows uploaded here), HTTP (GET through an HTTP connector) or DB (a "
+              "query through a JDBC connector); config is checked against the type. A body "
+              "may be up to 4 MiB when it carries rows."),
+    Operation("listLookups", "GET /v1/lookups", "List lookup tables", 200, "LookupList",
+              errors=(400,), query=_PAGED),
+    Operation("getLookup", "GET /v1/lookups/{id}", "Get a lookup table", 200, "Lookup"),
+    Operation("updateLookup", "PATCH /v1/lookups/{id}", "Update a lookup table", 200,
+              "Lookup", "LookupUpdate", _WRITE,
+              "config replaces the stored config; the type cannot change."),
+    Operation("deleteLookup", "DELETE /v1/lookups/{id}", "Delete a lookup table", 204,
+              errors=(503,)),
+    Operation("replaceLookupRows", "PUT /v1/lookups/{id}/rows",
+              "Upload a STATIC table's rows (a new rows version)", 200, "Lookup",
+              "LookupRowsUpload", (*_WRITE, 415),
+              "JSON object key -> value, or text/csv with a header row key,value (value is "
+              "the text) or key,<col>,... (value is an object of the columns). At most 50,000 "
+              "rows and 4 MiB. 409 LOOKUP_NOT_STATIC for HTTP and DB tables."),
+    Operation("listLookupRows", "GET /v1/lookups/{id}/rows", "Page through a rows version",
+              200, "LookupRows", errors=(400, 409),
+              query=(("version", "A rows version (default: the current one)."), *_PAGED)),
+)
+_ENVIRONMENTS = (
+    Operation("listEnvironmentVariables", "GET /v1/environments/{env}/variables",
+              "List an environment's variables", 200, "EnvironmentVariableList",
+              description="env is DEV, QA or PROD. $env(name) reads these in an integration "
+              "of that environment."),
+    Operation("setEnvironmentVariable", "PUT /v1/environments/{env}/variables/{name}",
+              "Set a variable", 200, "EnvironmentVariable", "EnvironmentVariableSet",
+              (400, 409, 413, 422, 503),
+              "name matches ^[A-Za-z_][A-Za-z0-9_]{0,99}$; at most 500 variables per "
+              "environment. Values are not secret."),
+    Operation("deleteEnvironmentVariable", "DELETE /v1/environments/{env}/variables/{name}",
+              "Delete a variable", 204, errors=(422, 503)),
+)
+_SCHEMAS = (
+    Operation("createSchema", "POST /v1/schemas", "Register a schema (version 1)", 201,
+              "Schema", "SchemaCreate", _WRITE,
+              "JSON_SCHEMA (definition: an object) or XSD (definition: a string). Transformations "
+              "refer to it by name (latest version) or name@version. Invalid definitions and "
+              "examples are 422 with every fault."),
+    Operation("listSchemas", "GET /v1/schemas", "List schemas", 200, "SchemaList",
+              errors=(400,), query=_PAGED),
+    Operation("getSchema", "GET /v1/schemas/{id}", "Get a schema (latest version)", 200,
+              "Schema"),
+    Operation("deleteSchema", "DELETE /v1/schemas/{id}", "Delete a schema", 204,
+              errors=(409, 503),
+              description="Refused with 409 SCHEMA_IN_USE while a transformation names it."),
+    Operation("addSchemaVersion", "POST /v1/schemas/{id}/versions", "Add a version", 201,
+              "Schema", "SchemaVersionCreate", _WRITE,
+              "With compatibility BACKWARD, 409 INCOMPATIBLE_SCHEMA lists every narrowing "
+              "(JSON pointer, rule, message) and every example the new version refuses."),
+    Operation("getSchemaVersion", "GET /v1/schemas/{id}/versions/{version}",
+              "Get one version", 200, "SchemaVersion"),
+    Operation("validateAgainstSchema", "POST /v1/schemas/{id}/validate",
+              "Validate a document against the latest version", 200, "SchemaValidation",
+              "SchemaValidate", (400, 413, 422),
+              "Lists every violation (JSON pointer, XPath for XML, row and column for CSV) and "
+              "the document decoded to JSON."),
+)
 _REFERENCE = (
     Operation("getOpenApiDocument", "GET /v1/openapi.json", "This OpenAPI document", 200,
               public=True),
@@ -142,6 +204,9 @@ TAGS: dict[str, tuple[Operation, ...]] = {
     "Transformations": _TRANSFORMATIONS,
     "Integrations": _INTEGRATIONS,
     "Messages": _MESSAGES,
+    "Lookups": _LOOKUPS,
+    "Environments": _ENVIRONMENTS,
+    "Schemas": _SCHEMAS,
     "Reference": _REFERENCE,
 }
 OPERATIONS = tuple(op for ops in TAGS.values() for op in ops)
@@ -152,6 +217,7 @@ _ERRORS = {
     404: "No such resource for this tenant (NOT_FOUND)",
     409: "Conflicts with the current state (CONFLICT, *_IN_USE, INTEGRATION_PAUSED, ...)",
     413: "Body larger than the payload limit (PAYLOAD_TOO_LARGE)",
+    415: "Content-Type not accepted here (UNSUPPORTED_MEDIA_TYPE)",
     422: "Invalid body (VALIDATION_FAILED, INVALID_EXPRESSION): details lists every fault",
     503: "Log or projection not available in time (LOG_UNAVAILABLE, PROJECTION_TIMEOUT)",
 }
@@ -200,6 +266,8 @@ def _operation(op: Operation, tag: str) -> dict[str, Any]:
     if op.request:
         result["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": _ref(op.request)}}}
+        if op.request == "LookupRowsUpload":
+            result["requestBody"]["content"]["text/csv"] = {"schema": {"type": "string"}}
     if op.public:
         result["security"] = []
     return result

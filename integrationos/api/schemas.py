@@ -137,6 +137,69 @@ SANDBOX_EXECUTE = _object(
     {"integrationId": RESOURCE_ID, "payload": {"description": "Any JSON value."}},
     required=("integrationId", "payload"),
 )
+LOOKUP_TYPES = ["STATIC", "HTTP", "DB"]
+LOOKUP_ROWS: Schema = {
+    "type": "object",
+    "description": "Key -> value (any JSON). Up to 50,000 keys of 1 to 400 characters and "
+    "4 MiB as JSON; replaces every row, as a new rows version.",
+}
+LOOKUP_CREATE = _object(
+    {
+        "name": NAME | {"description": "Unique per tenant; what $lookup(name, key) names."},
+        "type": {"type": "string", "enum": LOOKUP_TYPES},
+        "config": {"type": "object", "description": "Checked against the type: see "
+                   "docs/lookups.md (STATIC takes none)."},
+        "rows": LOOKUP_ROWS,
+    },
+    required=("name", "type"),
+)
+LOOKUP_UPDATE = _object(
+    {"name": NAME, "config": {"type": "object", "description": "Replaces the whole config."}},
+    minProperties=1,
+)
+VARIABLE_SET = _object(
+    {"value": {"type": "string", "maxLength": 4096, "pattern": "^[^\\u0000]*$",
+               "description": "What $env(name) returns. Not secret: use connector "
+               "credentials for secrets."}},
+    required=("value",),
+)
+
+SCHEMA_FORMATS = ["JSON_SCHEMA", "XSD"]
+SCHEMA_DEFINITION: Schema = {
+    "type": ["object", "string"],
+    "description": "An object for JSON_SCHEMA (2020-12, or draft-07 by $schema), a string of "
+    "XML for XSD; at most 256 KiB. Only references inside the definition are followed.",
+}
+SCHEMA_EXAMPLES: Schema = {
+    "type": "array", "maxItems": 20,
+    "description": "Documents (JSON values; strings of XML for XSD) the previous version "
+    "accepted (for a first version: this one): every one must be accepted.",
+}
+SCHEMA_CREATE = _object(
+    {
+        "name": NAME | {"pattern": "^[^\\u0000-\\u001f@]+$", "description": "Unique per "
+                        "tenant; no '@' (a reference name@3 pins version 3)."},
+        "format": {"type": "string", "enum": SCHEMA_FORMATS},
+        "definition": SCHEMA_DEFINITION,
+        "compatibility": {"type": "string", "enum": ["BACKWARD", "NONE"], "default": "BACKWARD",
+                          "description": "BACKWARD: a new version must accept what the "
+                          "previous one accepted, as far as can be checked."},
+        "examples": SCHEMA_EXAMPLES,
+    },
+    required=("name", "format", "definition"),
+)
+SCHEMA_VERSION_CREATE = _object(
+    {"definition": SCHEMA_DEFINITION, "examples": SCHEMA_EXAMPLES}, required=("definition",))
+SCHEMA_VALIDATE = _object(
+    {
+        "document": {"description": "A JSON value, or a string of XML for an XSD; with "
+                     "contentType, the payload's text."},
+        "contentType": {"type": "string", "minLength": 1, "maxLength": 100,
+                        "description": "Decode document as the pipeline would: "
+                        "application/json, application/xml, text/csv, text/x-fixed-width."},
+    },
+    required=("document",),
+)
 
 REQUEST_SCHEMAS: dict[str, Schema] = {
     "ConnectorCreate": CONNECTOR_CREATE,
@@ -148,6 +211,15 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
     "FlowCreate": FLOW_CREATE,
     "SandboxExecute": SANDBOX_EXECUTE,
     "MessagePayload": {"description": "Any JSON value: the message payload itself."},
+    "SchemaCreate": SCHEMA_CREATE,
+    "SchemaVersionCreate": SCHEMA_VERSION_CREATE,
+    "SchemaValidate": SCHEMA_VALIDATE,
+    "LookupCreate": LOOKUP_CREATE,
+    "LookupUpdate": LOOKUP_UPDATE,
+    "LookupRowsUpload": LOOKUP_ROWS | {"description": "A JSON object key -> value, or text/csv "
+                                       "with a header row key,value or key,<col>,...; "
+                                       + LOOKUP_ROWS["description"]},
+    "EnvironmentVariableSet": VARIABLE_SET,
 }
 
 # Responses: documented as closed objects so the tests catch an undocumented field.
@@ -232,12 +304,56 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         "durationMs": {"type": "number"},
         "outputPayload": {"description": "The transformed payload (null when FAILED)."},
         "errors": {"type": "array", "items": _ERROR_ENTRY},
-        "steps": {"type": "array", "items": _closed({
-            "name": _STR,
+        "steps": {"type": "array", "items": _object({
+            "name": {"type": "string", "enum": ["validate", "transform", "validateOutput"]},
             "status": {"type": "string", "enum": ["OK", "FAILED", "SKIPPED"]},
             "durationMs": {"type": "number"},
             "errors": {"type": "array", "items": _ERROR_ENTRY},
-        })},
+            "detail": {"type": "string", "description": "Why a step was skipped, if it says."},
+        }, required=("name", "status", "durationMs", "errors"))},
+    }),
+    "Lookup": _closed({
+        "id": _STR, "name": _STR, "type": {"type": "string", "enum": LOOKUP_TYPES},
+        "config": {"type": "object"},
+        "rowsVersion": {"type": ["integer", "null"],
+                        "description": "The current rows version of a STATIC table."},
+        **_AUDIT,
+    }),
+    "LookupList": _list_of("Lookup"),
+    "LookupRows": _closed({
+        "lookupId": _STR, "rowsVersion": {"type": ["integer", "null"]},
+        "data": {"type": "array", "items": _closed({"key": _STR, "value": {}})},
+        "nextCursor": _OPT_STR | {"description": "Pass as ?cursor= for the next page."},
+    }),
+    "EnvironmentVariable": _closed({
+        "environment": {"type": "string", "enum": ENVIRONMENTS}, "name": _STR, "value": _STR,
+        "updatedAt": _TIME,
+    }),
+    "EnvironmentVariableList": _closed({
+        "environment": {"type": "string", "enum": ENVIRONMENTS},
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/EnvironmentVariable"}},
+    }),
+    "SchemaSummary": _closed({
+        "id": _STR, "name": _STR, "format": {"type": "string", "enum": SCHEMA_FORMATS},
+        "compatibility": _STR, **_AUDIT,
+    }),
+    "Schema": _closed({
+        "id": _STR, "name": _STR, "format": {"type": "string", "enum": SCHEMA_FORMATS},
+        "compatibility": _STR, **_AUDIT,
+        "definition": {"type": ["object", "string"], "description": "The latest version's."},
+        "versions": {"type": "array", "items": _closed({"version": _INT, "createdAt": _TIME})},
+    }),
+    "SchemaList": _list_of("SchemaSummary"),
+    "SchemaVersion": _closed({
+        "schemaId": _STR, "name": _STR, "format": {"type": "string", "enum": SCHEMA_FORMATS},
+        "version": _INT, "definition": {"type": ["object", "string"]}, "createdAt": _TIME,
+    }),
+    "SchemaValidation": _closed({
+        "valid": {"type": "boolean"},
+        "violations": {"type": "array", "items": {"type": "object", "description": "pointer "
+                       "(JSON pointer, or XPath for XML), message; row and column for CSV "
+                       "and fixed width"}},
+        "decoded": {"description": "The document as JSON (records for CSV/fixed width)."},
     }),
     "MessageAccepted": _closed({
         "messageId": _STR, "status": {"type": "string", "enum": ["ACCEPTED"]},

@@ -63,8 +63,8 @@ def too_large(limit: int) -> ApiError:
     return ApiError(413, "PAYLOAD_TOO_LARGE", f"the request body exceeds {limit} bytes")
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The parsed body; 413 past ``limit`` bytes, 400 if it is not one JSON document."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body; 413 past ``limit`` bytes (declared or actually sent)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
@@ -73,6 +73,16 @@ async def read_json(request: Request, limit: int) -> Any:
         body += chunk
         if len(body) > limit:
             raise too_large(limit)
+    return bytes(body)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The parsed body; 413 past ``limit`` bytes, 400 if it is not one JSON document."""
+    return parse_json(await read_body(request, limit))
+
+
+def parse_json(body: bytes) -> Any:
+    """One JSON document, or 400 ``MALFORMED_JSON`` saying why not."""
     if not body.strip():
         raise ApiError(400, "MALFORMED_JSON", "the request body is empty; send a JSON document")
     try:

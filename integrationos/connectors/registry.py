@@ -17,6 +17,7 @@ from integrationos.connectors.base import Connector, Role
 
 _TYPES: dict[str, str] = {
     "HTTP": "integrationos.connectors.http:HttpConnector",
+    "JDBC": "integrationos.connectors.jdbc:JdbcConnector",
     "KAFKA": "integrationos.connectors.kafka:KafkaConnector",
     "SFTP": "integrationos.connectors.sftp:SftpConnector",
 }

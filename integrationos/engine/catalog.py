@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Row, select
 
 from integrationos.engine.error_strategy import ErrorStrategy, parse
 from integrationos.engine.flow import FlowDefinition
+from integrationos.schemas.registry import resolve_or_explain
 from integrationos.store.tables import (
     connectors,
     integrations,
@@ -36,6 +37,7 @@ class TargetRef:
 class IntegrationView:
     id: str
     tenant: str
+    environment: str
     status: str
     strategy: ErrorStrategy
     flow: FlowDefinition
@@ -55,6 +57,19 @@ def _pinned_transformation(conn: Connection, tenant: str, transformation_id: str
         transformation_versions.c.version == version,
         transformation_versions.c.tenant_id == tenant,
     )).first()
+
+
+def _definition(conn: Connection, tenant: str, transformation: Row) -> FlowDefinition:
+    """A transformation version with its schema references resolved through the registry
+    (a name resolves to its latest version at load time, ``name@n`` to version n)."""
+    source, source_note = resolve_or_explain(conn, tenant, transformation.source_schema)
+    target, target_note = resolve_or_explain(conn, tenant, transformation.target_schema)
+    return FlowDefinition(transformation.expression, source, target,
+                          _skipped(source_note), _skipped(target_note))
+
+
+def _skipped(note: str | None) -> str | None:
+    return None if note is None else f"{note}: not validated"
 
 
 class FlowCatalog:
@@ -88,7 +103,7 @@ class FlowCatalog:
             if row.transformation_id:
                 trf = _pinned_transformation(conn, tenant, row.transformation_id,
                                              row.transformation_version)
-                flow = (FlowDefinition(trf.expression, trf.source_schema) if trf is not None
+                flow = (_definition(conn, tenant, trf) if trf is not None
                         else FlowDefinition(None, missing=f"transformation "
                                             f"{row.transformation_id}@{row.transformation_version}"))
             target = None
@@ -106,6 +121,7 @@ class FlowCatalog:
         return IntegrationView(
             id=row.id,
             tenant=tenant,
+            environment=row.environment,
             status=row.status,
             strategy=parse(row.error_strategy),
             flow=flow,

@@ -22,8 +22,11 @@ from typing import Any
 
 from integrationos.connectors.base import ConnectorError, OutboundMessage
 from integrationos.engine.catalog import FlowCatalog, IntegrationView
-from integrationos.engine.flow import run_flow
+from integrationos.engine.flow import FlowResult, run_flow
+from integrationos.engine.functions import EvaluationContext
+from integrationos.engine.lookups import LookupService
 from integrationos.engine.targets import TargetPool
+from integrationos.schemas.payloads import JSON_TYPES, media_type
 from integrationos.topics import event_types as t
 from integrationos.topics.envelope import Event
 from integrationos.topics.producer import LogProducer
@@ -77,12 +80,14 @@ class Pipeline:
         producer: LogProducer,
         catalog: FlowCatalog,
         targets: TargetPool,
+        lookups: LookupService,
         events_topic: str,
         dead_letter_topic: str,
     ) -> None:
         self._producer = producer
         self._catalog = catalog
         self._targets = targets
+        self._lookups = lookups
         self._events_topic = events_topic
         self._dlq_topic = dead_letter_topic
 
@@ -100,6 +105,14 @@ class Pipeline:
     ) -> None:
         for record in records:
             await _MessageRun(self, record, pending).run()
+
+    def context_for(self, view: IntegrationView) -> EvaluationContext:
+        """What ``$env`` and ``$lookup`` see for this integration's tenant and environment."""
+        return EvaluationContext(
+            tenant=view.tenant, environment=view.environment,
+            variables=self._lookups.variables(view.tenant, view.environment),
+            lookup=self._lookups.resolver(view.tenant),
+        )
 
     def emit(self, event: Event, pending: list[asyncio.Future[tuple[int, int]]]) -> None:
         pending.append(self._producer.append(self._events_topic, event))
@@ -177,34 +190,70 @@ class _MessageRun:
             self._dead_letter(Failure("ingest", "UNKNOWN_INTEGRATION",
                                       f"integration {self.integration_id} not found", False))
             return
-        try:
-            payload = json.loads(self.record.value)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self._dead_letter(Failure("ingest", "MALFORMED_JSON", f"not JSON: {exc}", False))
-            return
+        content_type = self.record.header("ios-content-type") or "application/json"
+        is_json = media_type(content_type)[0] in JSON_TYPES
+        if is_json:
+            try:
+                payload = json.loads(self.record.value)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                self._dead_letter(Failure("ingest", "MALFORMED_JSON", f"not JSON: {exc}", False))
+                return
+            payload_json = json.dumps(payload, ensure_ascii=False)
+        else:  # decoded by the flow against its schema; kept as text in the event
+            payload = None
+            payload_json = json.dumps(self.record.value.decode("utf-8", "replace"))
         self._emit(t.MESSAGE_RECEIVED, {
             "integrationId": view.id,
             "key": self.record.key.decode("utf-8", "replace") if self.record.key else None,
-            "payloadJson": json.dumps(payload, ensure_ascii=False),
+            "payloadJson": payload_json, "contentType": content_type,
             "source": self.record.header("ios-source") or "kafka",
         })
         if view.status != "ACTIVE":
             self._end(view, 1, Failure("ingest", "INTEGRATION_PAUSED",
                                        "integration is paused", False))
             return
-        result = run_flow(view.flow, payload)
-        if result.status == "FAILED":
-            first = result.errors[0]
-            self._end(view, 1, Failure(first["stage"], first["code"],
-                                       json.dumps(result.errors, ensure_ascii=False)[:2000], False))
+        raw = None if is_json else self.record.value
+        result = await self._run_flow(view, payload, raw, content_type)
+        if result is None:
             return
         self._emit(t.MESSAGE_TRANSFORMED, {
             "integrationId": view.id, "outputJson": json.dumps(result.output, ensure_ascii=False),
             "durationUs": result.transform_us,
         })
-        await self._deliver(view, result.output)
+        await self._deliver(view, result)
 
-    async def _deliver(self, view: IntegrationView, output: Any) -> None:
+    async def _run_flow(self, view: IntegrationView, payload: Any, raw: bytes | None,
+                        content_type: str) -> FlowResult | None:
+        """Run the flow, retrying only what may pass later (a lookup source that is down).
+
+        A flow that looks tables up may wait on their sources, so it runs on a thread: the
+        event loop keeps serving other messages meanwhile."""
+        context = self.p.context_for(view)
+        uses_lookups = "$lookup" in (view.flow.expression or "")
+        backoff = FIRST_BACKOFF_S
+        for attempt in range(1, view.strategy.attempts + 1):
+            if uses_lookups:
+                result = await asyncio.to_thread(run_flow, view.flow, payload, context,
+                                                 raw=raw, content_type=content_type)
+            else:
+                result = run_flow(view.flow, payload, context, raw=raw,
+                                  content_type=content_type)
+            if result.status == "SUCCESS":
+                return result
+            first = result.errors[0]
+            failure = Failure(first["stage"], first["code"],
+                              json.dumps(result.errors, ensure_ascii=False)[:2000],
+                              result.retryable)
+            if not failure.retryable or attempt == view.strategy.attempts:
+                self._end(view, attempt, failure)
+                return None
+            self._failed(attempt, failure)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        return None
+
+    async def _deliver(self, view: IntegrationView, result: FlowResult) -> None:
+        output = result.output
         if output is None:
             self._emit(t.MESSAGE_DELIVERED, {"integrationId": view.id, "attempt": 0,
                                              "target": "none",
@@ -218,7 +267,7 @@ class _MessageRun:
             message_id=self.message_id, idempotency_key=self.message_id, tenant=self.tenant,
             integration_id=view.id,
             key=self.record.key.decode("utf-8", "replace") if self.record.key else None,
-            payload=output,
+            payload=output, content_type=result.content_type, body=result.body,
         )
         backoff = FIRST_BACKOFF_S
         for attempt in range(1, view.strategy.attempts + 1):

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from integrationos.connectors.credentials import CredentialVault
 from integrationos.engine.catalog import FlowCatalog
+from integrationos.engine.lookups import LookupService
 from integrationos.engine.pipeline import Pipeline
 from integrationos.engine.sources import SourceManager
 from integrationos.engine.targets import TargetPool
@@ -26,6 +27,7 @@ class WorkerRuntime:
     producer: LogProducer
     targets: TargetPool
     pipeline: Pipeline
+    lookups: LookupService
     sources: SourceManager
     projector: Projector
     db_writer: ThreadPoolExecutor
@@ -36,10 +38,12 @@ class WorkerRuntime:
         producer = LogProducer(settings.kafka_bootstrap, client_id=f"ios-{settings.worker_id}")
         vault = CredentialVault.from_settings(settings)
         targets = TargetPool(vault)
+        lookups = LookupService(database, vault)
         pipeline = Pipeline(
             producer,
             FlowCatalog(database),
             targets,
+            lookups,
             events_topic=MESSAGE_EVENTS.name(settings.topic_prefix),
             dead_letter_topic=DEAD_LETTER.name(settings.topic_prefix),
         )
@@ -49,6 +53,7 @@ class WorkerRuntime:
             producer=producer,
             targets=targets,
             pipeline=pipeline,
+            lookups=lookups,
             sources=SourceManager(database, vault, producer,
                                   INGEST.name(settings.topic_prefix), settings.topic_prefix),
             projector=Projector(database),
@@ -59,6 +64,7 @@ class WorkerRuntime:
     async def close(self) -> None:
         await self.sources.close()
         await self.targets.close()
+        self.lookups.close()
         self.producer.close()
         self.db_writer.shutdown(wait=True)
         self.database.dispose()

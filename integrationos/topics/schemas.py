@@ -160,6 +160,12 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
         [_f("messageId", "string"), _opt("integrationId"), _opt("key"),
          _f("payloadJson", "string"), _f("source", "string")],
     ),
+    (t.MESSAGE_RECEIVED, 2): _record(
+        "MessageReceived",
+        [_f("messageId", "string"), _opt("integrationId"), _opt("key"),
+         _f("payloadJson", "string"), _f("source", "string"),
+         _f("contentType", "string", "application/json")],
+    ),
     (t.MESSAGE_TRANSFORMED, 1): _record(
         "MessageTransformed",
         [_f("messageId", "string"), _f("integrationId", "string"), _f("outputJson", "string"),

@@ -8,9 +8,11 @@ the worker has projected its first event, ``GET /v1/messages/{id}`` answers 404.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from sqlalchemy import Row, select
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -20,7 +22,15 @@ from integrationos.api.context import new_id, platform, tenant
 from integrationos.api.db import fetch_all, first, get_live
 from integrationos.api.errors import ApiError, not_found
 from integrationos.api.routing import resource
-from integrationos.api.validation import read_json
+from integrationos.api.validation import parse_json, read_body
+from integrationos.engine.catalog import FlowCatalog
+from integrationos.schemas.payloads import (
+    CSV_TYPE,
+    FIXED_WIDTH_TYPE,
+    XML_TYPES,
+    check_payload,
+    media_type,
+)
 from integrationos.store.tables import integrations, message_events, messages
 from integrationos.topics import event_types as t
 
@@ -61,14 +71,57 @@ async def ingest_message(request: Request) -> Response:
     if integration.status == "PAUSED":
         raise ApiError(409, "INTEGRATION_PAUSED",
                        f"integration {integration_id} is paused; resume it to send messages")
-    payload = await read_json(request, p.settings.max_payload_bytes)
+    body = await read_body(request, p.settings.max_payload_bytes)
+    content_type = request.headers.get("content-type", "application/json")
+    kind, _ = media_type(content_type)
+    if kind in (CSV_TYPE, FIXED_WIDTH_TYPE):
+        return await _ingest_records(request, integration_id, body, content_type)
     message_id = new_id("msg")
     key = _ordering_key(request, message_id)
-    value = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    headers = [("ios-tenant", tenant_id.encode()), ("ios-integration", integration_id.encode()),
-               ("ios-message-id", message_id.encode()), ("ios-source", b"http")]
-    await acked(p, p.producer.produce(p.ingest_topic, key.encode(), value, headers))
+    if kind in XML_TYPES:  # decoded (and validated) by the worker against the XSD
+        value, value_type = body, content_type
+    else:  # JSON, whatever the client called it (curl -d says form-urlencoded)
+        payload = parse_json(body)
+        value = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        value_type = "application/json"
+    await acked(platform(request),
+                _produce(request, integration_id, message_id, key, value, value_type))
     return JSONResponse({"messageId": message_id, "status": "ACCEPTED"}, status_code=202)
+
+
+async def _ingest_records(request: Request, integration_id: str, body: bytes,
+                          content_type: str) -> Response:
+    """A CSV or fixed-width payload: decoded here with the flow's source schema (typed
+    fields), one message per record. Any bad record refuses the whole payload (422 listing
+    every problem by row and column), so a file never half arrives."""
+    p, tenant_id = platform(request), tenant(request)
+    view = await run_in_threadpool(FlowCatalog(p.engine, ttl=0).lookup, tenant_id,
+                                   integration_id)
+    if view is None:
+        raise not_found("integration", integration_id)
+    decoded = await run_in_threadpool(check_payload, body, content_type, view.flow.source)
+    if decoded.violations:
+        raise ApiError(422, "VALIDATION_FAILED", "the records do not decode against the "
+                       "integration's source schema", decoded.violations[:1000])
+    message_ids = [new_id("msg") for _ in decoded.records or []]
+    deliveries = [
+        _produce(request, integration_id, message_id, _ordering_key(request, message_id),
+                 json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode(),
+                 "application/json")
+        for message_id, record in zip(message_ids, decoded.records or [], strict=True)
+    ]
+    await acked(p, asyncio.gather(*deliveries))
+    return JSONResponse({"messageIds": message_ids, "count": len(message_ids),
+                         "status": "ACCEPTED"}, status_code=202)
+
+
+def _produce(request: Request, integration_id: str, message_id: str, key: str,
+             value: bytes, content_type: str) -> asyncio.Future[tuple[int, int]]:
+    p, tenant_id = platform(request), tenant(request)
+    headers = [("ios-tenant", tenant_id.encode()), ("ios-integration", integration_id.encode()),
+               ("ios-message-id", message_id.encode()), ("ios-source", b"http"),
+               ("ios-content-type", content_type.encode())]
+    return p.producer.produce(p.ingest_topic, key.encode(), value, headers)
 
 
 async def get_message(request: Request) -> Response:

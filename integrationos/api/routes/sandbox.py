@@ -16,6 +16,7 @@ from integrationos.api.schemas import SANDBOX_EXECUTE
 from integrationos.api.validation import parse_body
 from integrationos.engine.catalog import FlowCatalog
 from integrationos.engine.flow import FlowResult, run_flow
+from integrationos.engine.functions import EvaluationContext
 
 
 def _result(result: FlowResult) -> dict[str, Any]:
@@ -25,7 +26,8 @@ def _result(result: FlowResult) -> dict[str, Any]:
         "outputPayload": result.output,
         "errors": result.errors,
         "steps": [
-            {"name": s.name, "status": s.status, "durationMs": s.duration_ms, "errors": s.errors}
+            {"name": s.name, "status": s.status, "durationMs": s.duration_ms, "errors": s.errors,
+             **({"detail": s.detail} if s.detail else {})}
             for s in result.steps
         ],
     }
@@ -40,7 +42,18 @@ async def execute(request: Request) -> Response:
                                    body["integrationId"])
     if view is None:
         raise not_found("integration", body["integrationId"])
-    return JSONResponse(_result(run_flow(view.flow, body["payload"])))
+    context = EvaluationContext(
+        tenant=tenant_id, environment=view.environment,
+        variables=await run_in_threadpool(p.lookups.variables, tenant_id, view.environment),
+        lookup=p.lookups.resolver(tenant_id),
+    )
+    payload, raw = body["payload"], None
+    source = view.flow.source
+    if source is not None and source.format == "XSD" and isinstance(payload, str):
+        payload, raw = None, payload.encode()  # an XML document, as the XSD expects
+    result = await run_in_threadpool(run_flow, view.flow, payload, context, raw=raw,
+                                     content_type="application/xml" if raw else None)
+    return JSONResponse(_result(result))
 
 
 routes = [resource("/v1/sandbox/execute", POST=execute)]
