@@ -21,6 +21,7 @@ from integrationos.api.routes import (
     lookups,
     messages,
     meta,
+    preview,
     sandbox,
     schemas,
     transformations,
@@ -40,6 +41,7 @@ ROUTES = [
     resource("/v1/docs", GET=openapi.docs),
     *connectors.routes,
     *meta.routes,
+    *preview.routes,  # before transformations: /preview is not a transformation id
     *transformations.routes,
     *integrations.routes,
     *flows.routes,

@@ -85,6 +85,12 @@ _TRANSFORMATIONS = (
               "Delete a transformation", 204, errors=(409, 503),
               description="Refused with 409 TRANSFORMATION_IN_USE while an integration uses "
               "it."),
+    Operation("previewTransformation", "POST /v1/transformations/preview",
+              "Evaluate an expression on a payload (live preview)", 200, "PreviewResult",
+              "TransformationPreview", (400, 413, 422),
+              "Nothing is saved. Compile and evaluation errors are part of the 200 answer "
+              "(code, message, position); sourceSchema and targetSchema (a registry name, "
+              "name@version, or an inline JSON Schema) validate input and output."),
     Operation("listTransformationVersions", "GET /v1/transformations/{id}/versions",
               "List every version of a transformation", 200, "TransformationVersionList",
               description="Each update makes a new immutable version; integrations pin one."),

@@ -133,6 +133,18 @@ FLOW_CREATE = _object(
     },
     required=("source", "target"),
 )
+TRANSFORMATION_PREVIEW = _object(
+    {
+        "expression": {"type": "string", "maxLength": 100_000},
+        "payload": {"description": "Any JSON value; a string of XML when sourceSchema is an "
+                    "XSD."},
+        "bindings": {"type": "object", "description": "Extra $variables (JSON values)."},
+        "sourceSchema": SOURCE_SCHEMA,
+        "targetSchema": SOURCE_SCHEMA,
+        "environment": ENVIRONMENT,
+    },
+    required=("expression",),
+)
 SANDBOX_EXECUTE = _object(
     {"integrationId": RESOURCE_ID, "payload": {"description": "Any JSON value."}},
     required=("integrationId", "payload"),
@@ -210,6 +222,7 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
     "IntegrationUpdate": INTEGRATION_UPDATE,
     "FlowCreate": FLOW_CREATE,
     "SandboxExecute": SANDBOX_EXECUTE,
+    "TransformationPreview": TRANSFORMATION_PREVIEW,
     "MessagePayload": {"description": "Any JSON value: the message payload itself."},
     "SchemaCreate": SCHEMA_CREATE,
     "SchemaVersionCreate": SCHEMA_VERSION_CREATE,
@@ -298,6 +311,17 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "IntegrationStatus": _closed({
         "integrationId": _STR, "received": _INT, "transformed": _INT, "delivered": _INT,
         "failed": _INT, "deadLettered": _INT, "total": _INT,
+    }),
+    "PreviewResult": _closed({
+        "result": {"description": "The expression's output (null when undefined or failed)."},
+        "durationMs": {"type": "number"},
+        "errors": {"type": "array", "items": _ERROR_ENTRY},
+        "validation": _closed({
+            "source": {"type": "object", "description": "status OK|FAILED|SKIPPED, errors, "
+                       "detail"},
+            "target": {"type": "object", "description": "status OK|FAILED|SKIPPED, errors, "
+                       "detail"},
+        }),
     }),
     "SandboxResult": _closed({
         "status": {"type": "string", "enum": ["SUCCESS", "FAILED"]},
