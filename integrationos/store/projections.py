@@ -194,7 +194,8 @@ def _schema_version_added(conn: Connection, event: Event) -> None:
     if conn.execute(select(schema_versions.c.version).where(*key)).first() is None:
         conn.execute(insert(schema_versions).values(
             schema_id=d["id"], version=d["version"], tenant_id=event.tenant,
-            definition=d["definition"], created_at=event.occurred_at_ms,
+            definition=d["definition"], examples_json=d["examplesJson"],
+            created_at=event.occurred_at_ms,
         ))
 
 

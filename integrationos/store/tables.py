@@ -157,6 +157,7 @@ schema_versions = Table(
     Column("version", Integer, primary_key=True),
     Column("tenant_id", String(64), nullable=False),
     Column("definition", Text, nullable=False),
+    Column("examples_json", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
 )
 

@@ -192,6 +192,12 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
         [_f("id", "string"), _f("name", "string"), _f("format", "string"),
          _f("version", "int"), _f("definition", "string"), _f("compatibility", "string")],
     ),
+    (t.SCHEMA_VERSION_ADDED, 2): _record(
+        "SchemaVersionAdded",
+        [_f("id", "string"), _f("name", "string"), _f("format", "string"),
+         _f("version", "int"), _f("definition", "string"), _f("compatibility", "string"),
+         _opt("examplesJson")],
+    ),
     (t.SCHEMA_DELETED, 1): _id_only("SchemaDeleted"),
     (t.LOOKUP_CREATED, 1): _LOOKUP_STATE,
     (t.LOOKUP_UPDATED, 1): _LOOKUP_STATE,

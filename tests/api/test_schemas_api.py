@@ -209,12 +209,22 @@ def test_the_registry_through_the_log(api):
     assert second.json()["version"] == 2
     assert [v["version"] for v in second.json()["versions"]] == [1, 2]
 
+    # A narrowing the structural rules cannot see (if/then) is caught by an example stored
+    # with version 1, though this request names none.
+    conditional = widened | {"if": {"required": ["sku"]}, "then": {"required": ["qty"]}}
+    stored = client.post(f"/v1/schemas/{schema['id']}/versions", headers=headers,
+                         json={"definition": conditional})
+    assert [d["rule"] for d in assert_error(stored, 409, "INCOMPATIBLE_SCHEMA")["details"]] == [
+        "EXAMPLE_REJECTED"]
+
     refused = client.post(f"/v1/schemas/{schema['id']}/versions", headers=headers,
                           json={"definition": LINE})
     error = assert_error(refused, 409, "INCOMPATIBLE_SCHEMA")
-    assert [(d["rule"], d["pointer"]) for d in error["details"]] == [
+    assert [(d["rule"], d["pointer"]) for d in error["details"]][:3] == [
         ("REQUIRED_ADDED", "/required"), ("TYPE_NARROWED", "/properties/qty/type"),
         ("BOUND_TIGHTENED", "/properties/qty/minimum")]
+    # ...and the stored examples LINE would refuse ({"sku": "PEN"} lacks a qty)
+    assert {d["rule"] for d in error["details"][3:]} == {"EXAMPLE_REJECTED"}
     assert client.get(f"/v1/schemas/{schema['id']}", headers=headers).json()["version"] == 2
 
     version = client.get(f"/v1/schemas/{schema['id']}/versions/2", headers=headers).json()

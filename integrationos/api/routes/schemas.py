@@ -34,6 +34,8 @@ from integrationos.store.tables import schema_versions, schemas, transformations
 from integrationos.topics import event_types as t
 from integrationos.topics.envelope import Event
 
+MAX_KNOWN_EXAMPLES = 200  # the newest examples of earlier versions a new version must accept
+
 
 def _definition_text(format_: str, definition: Any) -> str:
     try:
@@ -84,10 +86,22 @@ def _summary(head: Row) -> dict[str, Any]:
 
 
 def _version_added(tenant_id: str, schema_id: str, head: dict[str, str], version: int,
-                   text: str) -> Event:
-    """``head`` is the schema's name, format and compatibility, carried by every version."""
+                   text: str, examples: list[Any]) -> Event:
+    """``head`` is the schema's name, format and compatibility, carried by every version;
+    the examples are kept so every later version is checked against them too."""
     return Event(t.SCHEMA_VERSION_ADDED, tenant_id, schema_id, {
-        "id": schema_id, **head, "version": version, "definition": text})
+        "id": schema_id, **head, "version": version, "definition": text,
+        "examplesJson": json.dumps(examples, ensure_ascii=False) if examples else None})
+
+
+async def _known_examples(p: Platform, head: Row) -> list[Any]:
+    """Every example an earlier version was registered with (each accepted by its version
+    and, under BACKWARD, by every version since)."""
+    rows = await fetch_all(p.engine, select(schema_versions.c.examples_json).where(
+        schema_versions.c.schema_id == head.id, schema_versions.c.tenant_id == head.tenant_id,
+    ).order_by(schema_versions.c.version))
+    return [example for row in rows if row.examples_json
+            for example in json.loads(row.examples_json)][-MAX_KNOWN_EXAMPLES:]
 
 
 async def _respond(p: Platform, tenant_id: str, schema_id: str, status: int = 200
@@ -114,7 +128,8 @@ async def create_schema(request: Request) -> Response:
             "compatibility": body.get("compatibility", "BACKWARD")}
     async with p.write_lock(tenant_id):
         await _ensure_unique_name(p, tenant_id, body["name"])
-        await commit(p, _version_added(tenant_id, schema_id, head, 1, text))
+        await commit(p, _version_added(tenant_id, schema_id, head, 1, text,
+                                       body.get("examples", [])))
     return await _respond(p, tenant_id, schema_id, 201)
 
 
@@ -143,14 +158,15 @@ async def add_version(request: Request) -> Response:
         number = head.latest_version + 1
         new = ResolvedSchema(head.format, head.name, number, text)
         backward = head.compatibility == "BACKWARD"
-        found = incompatibilities(previous, new, examples) if backward else []
+        known = await _known_examples(p, head) if backward else []
+        found = incompatibilities(previous, new, [*known, *examples]) if backward else []
         if found:
             raise ApiError(409, "INCOMPATIBLE_SCHEMA",
                            f"version {number} would refuse documents version {number - 1} "
                            "accepted (compatibility BACKWARD)", found)
         carried = {"name": head.name, "format": head.format,
                    "compatibility": head.compatibility}
-        await commit(p, _version_added(tenant_id, schema_id, carried, number, text))
+        await commit(p, _version_added(tenant_id, schema_id, carried, number, text, examples))
     return await _respond(p, tenant_id, schema_id, 201)
 
 
