@@ -122,6 +122,11 @@ def test_remote_lookups_are_defined_against_their_connectors(api: Api, tmp_path:
     for lookup in (customers, products):
         assert_error(api.client.put(f"/v1/lookups/{lookup['id']}/rows", headers=api.headers,
                                     json={"k": "v"}), 409, "LOOKUP_NOT_STATIC")
+    in_use = assert_error(api.client.delete(f"/v1/connectors/{http['id']}", headers=api.headers),
+                          409, "CONNECTOR_IN_USE")
+    assert in_use["details"] == [{"lookupId": customers["id"]}]
+    api("DELETE", f"/v1/lookups/{customers['id']}", 204)
+    api("DELETE", f"/v1/connectors/{http['id']}", 204)
 
 
 @pytest.mark.broker

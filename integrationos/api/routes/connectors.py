@@ -31,7 +31,7 @@ from integrationos.connectors.registry import (
     connector_types,
     validate_config,
 )
-from integrationos.store.tables import connectors, integrations
+from integrationos.store.tables import connectors, integrations, lookups
 from integrationos.topics import event_types as t
 from integrationos.topics.envelope import Event
 
@@ -176,6 +176,13 @@ async def update_connector(request: Request) -> Response:
     return await _respond(p, tenant_id, connector_id)
 
 
+async def _lookup_using(p: Platform, tenant_id: str, connector_id: str) -> Row | None:
+    """A live HTTP or DB lookup table whose config names the connector."""
+    tables = await fetch_all(p.engine, live(lookups, tenant_id))
+    return next((row for row in tables
+                 if json.loads(row.config_json).get("connectorId") == connector_id), None)
+
+
 async def delete_connector(request: Request) -> Response:
     p, tenant_id, connector_id = platform(request), tenant(request), request.path_params["id"]
     async with p.write_lock(tenant_id):
@@ -185,6 +192,11 @@ async def delete_connector(request: Request) -> Response:
             raise ApiError(409, "CONNECTOR_IN_USE",
                            f"integration {user.id} uses this connector; delete it or change it "
                            "first", [{"integrationId": user.id}])
+        table = await _lookup_using(p, tenant_id, connector_id)
+        if table is not None:
+            raise ApiError(409, "CONNECTOR_IN_USE",
+                           f"lookup table {table.name!r} reads through this connector; delete "
+                           "it or change it first", [{"lookupId": table.id}])
         await commit(p, Event(t.CONNECTOR_DELETED, tenant_id, connector_id, {"id": connector_id}))
     return Response(status_code=204)
 
