@@ -29,6 +29,7 @@ class RecordingTarget:
     def __init__(self, status: int = 200) -> None:
         self.status = status
         self.received: list[dict[str, Any]] = []
+        self.documents: dict[str, Any] = {}  # path -> JSON answered to GET (else 404)
         self._lock = threading.Lock()
         target = self
 
@@ -43,6 +44,15 @@ class RecordingTarget:
                 self.send_response(target.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def do_GET(self) -> None:
+                document = target.documents.get(self.path)
+                body = b"" if document is None else json.dumps(document).encode()
+                self.send_response(404 if document is None else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def do_HEAD(self) -> None:
                 self.send_response(200)

@@ -1,11 +1,13 @@
 """Issue 3 end to end on the real broker, worker and API: an XML order validated by its
-registered XSD, mapped with JSONata using a static lookup table and an environment variable,
+registered XSD, mapped with JSONata using the three kinds of lookup table (static rows, an
+HTTP service, a SQL database) and an environment variable,
 checked against a target schema and delivered as JSON; CSV rows typed by a schema; bad XML
 dead-lettered with every violation listed by XPath."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -28,16 +30,23 @@ MAPPING = """{
   "orderId": order.`@id`,
   "region": $env("REGION"),
   "lines": [order.items.item.{"sku": sku, "name": $lookup("products", sku, "unknown"),
+                              "stock": $lookup("stock", sku, 0),
                               "amount": qty * price}],
+  "customer": $lookup("customers", order.customer),
   "total": $sum(order.items.item.(qty * price))
 }"""
 TARGET = {"type": "object", "required": ["orderId", "region", "total"],
           "properties": {"total": {"type": "number"}}}
 
 
-def test_xml_and_csv_through_schemas_lookups_and_env(api_server, tenant):
+def test_xml_and_csv_through_schemas_lookups_and_env(api_server, tenant, tmp_path):
     settings = Settings.from_env()
     target = RecordingTarget()
+    target.documents["/customers/Ana"] = {"data": {"name": "Ana Costa", "tier": "gold"}}
+    stock_db = tmp_path / "stock.db"
+    with sqlite3.connect(stock_db) as db:
+        db.execute("create table stock (sku text primary key, units integer)")
+        db.executemany("insert into stock values (?, ?)", [("X", 40), ("Y", 7)])
     tenant_id, key = tenant
     client = httpx.Client(base_url=api_server, timeout=30,
                           headers={"X-API-Key": key, "X-Tenant-Id": tenant_id})
@@ -54,6 +63,17 @@ def test_xml_and_csv_through_schemas_lookups_and_env(api_server, tenant):
                                             "rows": {"X": "Widget", "Y": "Gadget"}}))
         ok(client.post("/v1/connectors", json={"name": "erp", "type": "HTTP",
                                                "config": {"url": target.url}}))
+        crm = ok(client.post("/v1/connectors", json={
+            "name": "crm", "type": "HTTP", "config": {"url": target.url.rsplit("/", 1)[0]}}))
+        warehouse = ok(client.post("/v1/connectors", json={
+            "name": "warehouse", "type": "JDBC",
+            "config": {"dialect": "sqlite", "database": str(stock_db)}}))
+        ok(client.post("/v1/lookups", json={"name": "customers", "type": "HTTP", "config": {
+            "connectorId": crm["id"], "urlTemplate": "/customers/{key}",
+            "responsePath": "data.name"}}))
+        ok(client.post("/v1/lookups", json={"name": "stock", "type": "DB", "config": {
+            "connectorId": warehouse["id"],
+            "query": "select units from stock where sku = :key"}}))
         trf = ok(client.post("/v1/transformations", json={
             "name": "orders to erp", "sourceSchema": "orders", "targetSchema": TARGET,
             "expression": MAPPING}))
@@ -72,9 +92,10 @@ def test_xml_and_csv_through_schemas_lookups_and_env(api_server, tenant):
 
         bodies = sorted((r["body"] for r in target.received), key=lambda b: b["orderId"])
         assert [b["orderId"] for b in bodies] == ["A0", "A1", "A2"]
-        assert bodies[0] == {"orderId": "A0", "region": "eu-west", "total": 24.0, "lines": [
-            {"sku": "X", "name": "Widget", "amount": 19.0},
-            {"sku": "Y", "name": "Gadget", "amount": 5.0}]}
+        assert bodies[0] == {"orderId": "A0", "region": "eu-west", "total": 24.0,
+                             "customer": "Ana Costa", "lines": [
+                                 {"sku": "X", "name": "Widget", "stock": 40, "amount": 19.0},
+                                 {"sku": "Y", "name": "Gadget", "stock": 7, "amount": 5.0}]}
         delivered = ok(client.get(f"/v1/messages/{accepted[0]['messageId']}"), 200)
         assert delivered["status"] == "DELIVERED"
 
