@@ -58,12 +58,13 @@ def _tenants_create(args: argparse.Namespace, settings: Settings) -> int:
 def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from integrationos.store.database import open_database
     from integrationos.store.rebuild import rebuild
-    from integrationos.topics.catalog import CONFIG, MESSAGE_EVENTS
+    from integrationos.topics.catalog import CONFIG, MESSAGE_EVENTS, SOURCE_CHECKPOINTS
 
     engine = open_database(args.database_url or settings.database_url)
     prefix = settings.topic_prefix
     count = rebuild(engine, settings.kafka_bootstrap,
-                    [CONFIG.name(prefix), MESSAGE_EVENTS.name(prefix)])
+                    [CONFIG.name(prefix), MESSAGE_EVENTS.name(prefix),
+                     SOURCE_CHECKPOINTS.name(prefix)])
     print(f"rebuilt projections from {count} events")
     return 0
 

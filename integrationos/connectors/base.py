@@ -25,12 +25,14 @@ class ConnectorError(Exception):
     of the remote answer, kept for the operator.
     """
 
-    def __init__(self, code: str, message: str, *, retryable: bool, excerpt: str = "") -> None:
+    def __init__(self, code: str, message: str, *, retryable: bool, excerpt: str = "",
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retryable = retryable
         self.excerpt = excerpt
+        self.retry_after = retry_after  # seconds the remote asked us to wait (Retry-After)
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,16 @@ class SourceRecord:
 
     ``position`` identifies it in its source for good (e.g. ``topic/partition/offset``):
     the engine derives the message id from it, so a record read twice after a crash keeps
-    its idempotency key.
+    its idempotency key. ``checkpoint``, for sources that do not keep their own position
+    (a SQL cursor, a file listing), is what the engine stores in a ``source.checkpointed``
+    event once the record is durable, and gives back to ``restore`` after a restart.
     """
 
     key: bytes | None
     value: bytes
     position: str
     headers: dict[str, bytes] = field(default_factory=dict)
+    checkpoint: str | None = None  # the source's state after this record (opaque text)
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,13 @@ class Connector(ABC):
         raise NotImplementedError(f"{self.type_name} cannot be a polled source")
 
     async def commit(self, records: list[SourceRecord]) -> None:
-        """Checkpoint: the engine calls this once ``records`` are durably in the log."""
+        """Called once ``records`` are durably in the log (and their checkpoint stored):
+        commit consumer offsets, archive or delete consumed files."""
         raise NotImplementedError(f"{self.type_name} cannot be a polled source")
+
+    def restore(self, checkpoint: str | None) -> None:
+        """Resume after the last stored checkpoint (None: from the configured start)."""
+        return None
 
     async def close(self) -> None:
         """Release pooled resources."""

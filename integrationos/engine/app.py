@@ -3,6 +3,7 @@
 - ``run_pipeline``  ingest topic        -> Pipeline (validate, transform, deliver, events)
 - ``project_config`` config topic       -> Projector (configuration tables)
 - ``project_messages`` message events   -> Projector (message status and history)
+- ``project_checkpoints`` source checkpoints -> Projector (where each pull-based source is)
 - timer ``sync_sources`` keeps a runner per pull-based source (e.g. a Kafka source topic)
   that forwards its records to the ingest topic
 
@@ -23,7 +24,7 @@ from integrationos.engine.pipeline import IngestRecord
 from integrationos.engine.runtime import WorkerRuntime
 from integrationos.settings import Settings
 from integrationos.store.projector import LogRecord
-from integrationos.topics.catalog import CONFIG, INGEST, MESSAGE_EVENTS
+from integrationos.topics.catalog import CONFIG, INGEST, MESSAGE_EVENTS, SOURCE_CHECKPOINTS
 
 PIPELINE_BATCH = 500
 PROJECTION_BATCH = 2000
@@ -77,6 +78,10 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
     @app.agent(raw_topic(CONFIG.name(prefix)), name="project_config")
     async def project_config(stream: faust.StreamT) -> None:
         await project(stream, PROJECTION_BATCH, 0.01)
+
+    @app.agent(raw_topic(SOURCE_CHECKPOINTS.name(prefix)), name="project_checkpoints")
+    async def project_checkpoints(stream: faust.StreamT) -> None:
+        await project(stream, PROJECTION_BATCH, 0.05)
 
     @app.agent(raw_topic(MESSAGE_EVENTS.name(prefix)), name="project_messages")
     async def project_messages(stream: faust.StreamT) -> None:

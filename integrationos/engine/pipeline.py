@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 _MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c7a52-3b7e-4c55-9a55-6b0d0f0c1e01")
 FIRST_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
+MAX_RETRY_AFTER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Failure:
     message: str
     retryable: bool
     excerpt: str = ""
+    retry_after: float | None = None
 
 
 def _with_excerpt(failure: Failure) -> str:
@@ -275,7 +277,8 @@ class _MessageRun:
                 connector = await self.p._targets.get(view.target)
                 delivery = await connector.write(message)
             except ConnectorError as exc:
-                failure = Failure("deliver", exc.code, exc.message, exc.retryable, exc.excerpt)
+                failure = Failure("deliver", exc.code, exc.message, exc.retryable, exc.excerpt,
+                                  exc.retry_after)
             except NotImplementedError as exc:
                 failure = Failure("deliver", "TARGET_UNSUPPORTED", str(exc), False)
             else:
@@ -287,7 +290,8 @@ class _MessageRun:
                 self._end(view, attempt, failure)
                 return
             self._failed(attempt, failure)
-            await asyncio.sleep(backoff)
+            # The target's Retry-After, if it sent one, within what an in-worker wait allows.
+            await asyncio.sleep(min(max(backoff, failure.retry_after or 0), MAX_RETRY_AFTER_S))
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _end(self, view: IntegrationView, attempt: int, failure: Failure) -> None:

@@ -16,7 +16,7 @@ from integrationos.engine.targets import TargetPool
 from integrationos.settings import Settings
 from integrationos.store.database import open_database
 from integrationos.store.projector import Projector
-from integrationos.topics.catalog import DEAD_LETTER, INGEST, MESSAGE_EVENTS
+from integrationos.topics.catalog import DEAD_LETTER, MESSAGE_EVENTS
 from integrationos.topics.producer import LogProducer
 
 
@@ -54,8 +54,7 @@ class WorkerRuntime:
             targets=targets,
             pipeline=pipeline,
             lookups=lookups,
-            sources=SourceManager(database, vault, producer,
-                                  INGEST.name(settings.topic_prefix), settings.topic_prefix),
+            sources=SourceManager(database, vault, producer, settings.topic_prefix),
             projector=Projector(database),
             # One writer thread: projections are applied in log order, off the event loop.
             db_writer=ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector"),

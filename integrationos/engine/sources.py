@@ -1,7 +1,9 @@
 """Pull-based sources: each active integration whose source connector can ``poll`` gets a
 runner that pumps its records into the ingest topic.
 
-The runner commits the source's checkpoint only after the broker acknowledged every record
+The runner stores the source's checkpoint (a ``source.checkpointed`` event on the compacted
+checkpoint topic, projected into ``source_checkpoints``) and commits the source's own
+position (consumer offsets, archived files) only after the broker acknowledged every record
 it forwarded, so a crash re-reads (never skips) records; the message id is derived from the
 record's position in its source, so a re-read record keeps its id and idempotency key and
 targets can drop the duplicate. Every worker runs the same runners: for a Kafka source they
@@ -23,7 +25,10 @@ from integrationos.connectors import registry
 from integrationos.connectors.base import Connector, ConnectorError, SourceRecord
 from integrationos.connectors.credentials import CredentialVault
 from integrationos.store.projections import sealed_from_text
-from integrationos.store.tables import connectors, integrations
+from integrationos.store.tables import connectors, integrations, source_checkpoints
+from integrationos.topics import event_types as t
+from integrationos.topics.catalog import INGEST, SOURCE_CHECKPOINTS
+from integrationos.topics.envelope import Event
 from integrationos.topics.producer import LogProducer
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,7 @@ class SourceBinding:
 
     integration_id: str
     tenant: str
+    connector_id: str
     connector_type: str
     config_json: str
     credentials_sealed: str | None
@@ -61,8 +67,9 @@ def _polls(connector_type: str) -> bool:
 def active_bindings(database: Engine) -> list[SourceBinding]:
     query = (
         select(integrations.c.id, integrations.c.tenant_id, integrations.c.version,
-               connectors.c.connector_type, connectors.c.config_json,
-               connectors.c.credentials_sealed, connectors.c.version.label("cv"))
+               connectors.c.id.label("connector_id"), connectors.c.connector_type,
+               connectors.c.config_json, connectors.c.credentials_sealed,
+               connectors.c.version.label("cv"))
         .join(connectors, connectors.c.id == integrations.c.source_connector_id)
         .where(integrations.c.status == "ACTIVE", integrations.c.deleted.is_(False),
                connectors.c.deleted.is_(False), connectors.c.tenant_id == integrations.c.tenant_id)
@@ -70,19 +77,20 @@ def active_bindings(database: Engine) -> list[SourceBinding]:
     with database.connect() as conn:
         rows = list(conn.execute(query))
     return [
-        SourceBinding(r.id, r.tenant_id, r.connector_type, r.config_json, r.credentials_sealed,
-                      (r.version, r.cv))
+        SourceBinding(r.id, r.tenant_id, r.connector_id, r.connector_type, r.config_json,
+                      r.credentials_sealed, (r.version, r.cv))
         for r in rows if _polls(r.connector_type)
     ]
 
 
 class SourceRunner:
     def __init__(self, binding: SourceBinding, connector: Connector, producer: LogProducer,
-                 ingest_topic: str) -> None:
+                 ingest_topic: str, checkpoint_topic: str) -> None:
         self.binding = binding
         self._connector = connector
         self._producer = producer
         self._ingest_topic = ingest_topic
+        self._checkpoint_topic = checkpoint_topic
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -101,6 +109,7 @@ class SourceRunner:
                 records = await self._connector.poll(POLL_BATCH, POLL_TIMEOUT_S)
                 if records:
                     await self._forward(records)
+                    await self._checkpoint(records)
                     await self._connector.commit(records)
             except asyncio.CancelledError:
                 raise
@@ -111,6 +120,17 @@ class SourceRunner:
             except Exception:
                 log.exception("source of %s failed; retrying", self.binding.integration_id)
                 await asyncio.sleep(ERROR_BACKOFF_S)
+
+    async def _checkpoint(self, records: list[SourceRecord]) -> None:
+        """Store the source's state after the last record, now that every record is durable."""
+        checkpoint = next((r.checkpoint for r in reversed(records) if r.checkpoint), None)
+        if checkpoint is None:
+            return
+        b = self.binding
+        await self._producer.append(self._checkpoint_topic, Event(
+            t.SOURCE_CHECKPOINTED, b.tenant, b.integration_id,
+            {"integrationId": b.integration_id, "connectorId": b.connector_id,
+             "checkpoint": checkpoint}))
 
     async def _forward(self, records: list[SourceRecord]) -> None:
         b = self.binding
@@ -133,11 +153,12 @@ class SourceManager:
     """Keeps one runner per active pull-based source, in step with the projections."""
 
     def __init__(self, database: Engine, vault: CredentialVault, producer: LogProducer,
-                 ingest_topic: str, topic_prefix: str) -> None:
+                 topic_prefix: str) -> None:
         self._database = database
         self._vault = vault
         self._producer = producer
-        self._ingest_topic = ingest_topic
+        self._ingest_topic = INGEST.name(topic_prefix)
+        self._checkpoint_topic = SOURCE_CHECKPOINTS.name(topic_prefix)
         self._prefix = topic_prefix
         self._runners: dict[str, SourceRunner] = {}
 
@@ -150,10 +171,23 @@ class SourceManager:
                 await runner.stop()
         for integration_id, binding in wanted.items():
             if integration_id not in self._runners:
-                runner = SourceRunner(binding, self._build(binding), self._producer,
-                                      self._ingest_topic)
+                connector = self._build(binding)
+                connector.restore(await asyncio.to_thread(self._stored_checkpoint, binding))
+                runner = SourceRunner(binding, connector, self._producer, self._ingest_topic,
+                                      self._checkpoint_topic)
                 self._runners[integration_id] = runner
                 runner.start()
+
+    def _stored_checkpoint(self, binding: SourceBinding) -> str | None:
+        """The last projected checkpoint of this integration's source, for this connector
+        (a source connector swapped for another starts afresh)."""
+        with self._database.connect() as conn:
+            row = conn.execute(select(source_checkpoints).where(
+                source_checkpoints.c.integration_id == binding.integration_id,
+                source_checkpoints.c.tenant_id == binding.tenant,
+                source_checkpoints.c.connector_id == binding.connector_id,
+            )).first()
+        return row.checkpoint if row else None
 
     def _build(self, binding: SourceBinding) -> Connector:
         config = json.loads(binding.config_json)

@@ -24,6 +24,7 @@ from integrationos.store.tables import (
     messages,
     schema_versions,
     schemas,
+    source_checkpoints,
     tenants,
     transformation_versions,
     transformations,
@@ -260,6 +261,18 @@ def _variable_deleted(conn: Connection, event: Event) -> None:
         environment_variables.c.tenant_id == event.tenant,
         environment_variables.c.environment == d["environment"],
         environment_variables.c.name == d["name"],
+    ))
+
+
+@handles(t.SOURCE_CHECKPOINTED)
+def _source_checkpointed(conn: Connection, event: Event) -> None:
+    d = event.data
+    conn.execute(delete(source_checkpoints).where(
+        source_checkpoints.c.integration_id == d["integrationId"]))
+    conn.execute(insert(source_checkpoints).values(
+        integration_id=d["integrationId"], tenant_id=event.tenant,
+        connector_id=d["connectorId"], checkpoint=d["checkpoint"],
+        updated_at=event.occurred_at_ms,
     ))
 
 

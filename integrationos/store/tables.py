@@ -194,6 +194,16 @@ environment_variables = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
+source_checkpoints = Table(
+    "source_checkpoints",
+    metadata,
+    Column("integration_id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("connector_id", String(40), nullable=False),
+    Column("checkpoint", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
 projection_offsets = Table(
     "projection_offsets",
     metadata,
@@ -205,5 +215,5 @@ projection_offsets = Table(
 PROJECTED_TABLES = (
     tenants, api_keys, connectors, transformations, transformation_versions, integrations,
     messages, message_events, schemas, schema_versions, lookups, lookup_rows,
-    environment_variables,
+    environment_variables, source_checkpoints,
 )

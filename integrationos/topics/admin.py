@@ -19,7 +19,8 @@ def ensure_topics(
             spec.name(prefix),
             num_partitions=spec.partitions,
             replication_factor=-1,
-            config={"retention.ms": str(spec.retention_ms)},
+            config={"retention.ms": str(spec.retention_ms),
+                    "cleanup.policy": "compact" if spec.compacted else "delete"},
         )
         for spec in specs
         if spec.name(prefix) not in existing

@@ -20,6 +20,7 @@ class TopicSpec:
     partitions: int
     retention_ms: int
     record: str
+    compacted: bool = False
 
     def name(self, prefix: str) -> str:
         return f"{prefix}.{self.suffix}"
@@ -68,4 +69,16 @@ DEAD_LETTER = TopicSpec(
     ),
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (CONFIG, INGEST, MESSAGE_EVENTS, DEAD_LETTER)
+SOURCE_CHECKPOINTS = TopicSpec(
+    suffix="source-checkpoints.v1",
+    partitions=3,
+    retention_ms=-1,
+    compacted=True,
+    record=(
+        "Avro envelope of source.checkpointed; key = integration id. Compacted: only the "
+        "latest checkpoint of each pull-based source matters, and it is kept forever."
+    ),
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (CONFIG, INGEST, MESSAGE_EVENTS, DEAD_LETTER,
+                                     SOURCE_CHECKPOINTS)

@@ -41,3 +41,5 @@ LOOKUP_DELETED = "lookup.deleted"
 
 ENVIRONMENT_VARIABLE_SET = "environment.variable_set"
 ENVIRONMENT_VARIABLE_DELETED = "environment.variable_deleted"
+
+SOURCE_CHECKPOINTED = "source.checkpointed"

@@ -166,6 +166,11 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
          _f("payloadJson", "string"), _f("source", "string"),
          _f("contentType", "string", "application/json")],
     ),
+    (t.SOURCE_CHECKPOINTED, 1): _record(
+        "SourceCheckpointed",
+        [_f("integrationId", "string"), _f("connectorId", "string"),
+         _f("checkpoint", "string")],
+    ),
     (t.MESSAGE_TRANSFORMED, 1): _record(
         "MessageTransformed",
         [_f("messageId", "string"), _f("integrationId", "string"), _f("outputJson", "string"),

@@ -11,7 +11,7 @@ from integrationos.settings import Settings
 from integrationos.store.database import open_database
 from integrationos.store.rebuild import rebuild
 from integrationos.store.tables import PROJECTED_TABLES, projection_offsets
-from integrationos.topics.catalog import CONFIG, MESSAGE_EVENTS
+from integrationos.topics.catalog import CONFIG, MESSAGE_EVENTS, SOURCE_CHECKPOINTS
 from tests.conftest import fresh_postgres_database
 from tests.support import RecordingTarget, configure_flow, count_messages, ingest, wait_for
 
@@ -49,7 +49,8 @@ def test_rebuild_from_offset_zero_yields_the_same_tables(worker, platform_env, t
     else:
         rebuilt_url = f"sqlite:///{tmp_path / 'rebuilt.db'}"
     rebuilt = open_database(rebuilt_url)
-    topics = [CONFIG.name(settings.topic_prefix), MESSAGE_EVENTS.name(settings.topic_prefix)]
+    topics = [spec.name(settings.topic_prefix)
+              for spec in (CONFIG, MESSAGE_EVENTS, SOURCE_CHECKPOINTS)]
     read = rebuild(rebuilt, settings.kafka_bootstrap, topics)
     assert read == sum(row[2] for row in expected["projection_offsets"])
     assert _dump(rebuilt) == expected

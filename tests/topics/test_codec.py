@@ -51,6 +51,8 @@ SAMPLES = {
     t.LOOKUP_DELETED: {"id": "l"},
     t.ENVIRONMENT_VARIABLE_SET: {"environment": "DEV", "name": "ORG", "value": "x"},
     t.ENVIRONMENT_VARIABLE_DELETED: {"environment": "DEV", "name": "ORG"},
+    t.SOURCE_CHECKPOINTED: {"integrationId": "i", "connectorId": "c",
+                            "checkpoint": '{"cursor": 42}'},
     t.MESSAGE_RECEIVED: {"messageId": "m", "integrationId": "i", "key": None,
                          "payloadJson": '{"a": "ção"}', "source": "http",
                          "contentType": "application/json"},
