@@ -39,6 +39,7 @@ class RecordingTarget:
                 with target._lock:
                     target.received.append({
                         "idempotency_key": self.headers.get("Idempotency-Key"),
+                        "authorization": self.headers.get("Authorization"),
                         "body": json.loads(body),
                     })
                 self.send_response(target.status)

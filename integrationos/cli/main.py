@@ -69,6 +69,20 @@ def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from integrationos.cli.keys import RotationIncomplete, rotate
+
+    try:
+        rotation = rotate(settings, retire=args.retire)
+    except RotationIncomplete as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"sealing key: {rotation.key_id}; re-sealed {rotation.resealed} connector(s)")
+    if rotation.retired:
+        print("retired: " + ", ".join(rotation.retired))
+    return 0
+
+
 def _topics_create(args: argparse.Namespace, settings: Settings) -> int:
     from integrationos.topics.admin import ensure_topics
 
@@ -110,6 +124,13 @@ def parser() -> argparse.ArgumentParser:
     rebuild = projections_sub.add_parser("rebuild", help="rebuild the tables from the log")
     rebuild.add_argument("--database-url", help="rebuild into this database instead")
     rebuild.set_defaults(run=_rebuild)
+
+    keys = sub.add_parser("keys", help="master keys of the credential vault")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_sub.add_parser("rotate", help="new master key; re-seal every credential")
+    rotate.add_argument("--retire", action="store_true",
+                        help="then drop the old keys from the key file")
+    rotate.set_defaults(run=_keys_rotate)
 
     topics = sub.add_parser("topics", help="create the declared topics")
     topics.add_argument("action", choices=["create"])

@@ -5,6 +5,12 @@ install, from ``<data_dir>/master.key``, created 0600 on first use. Each sealed 
 carries the id of the key that sealed it, so a vault given the wrong key says so instead
 of failing with a bare tag error, and the id is bound as associated data so a blob cannot
 be relabelled. Nothing here puts a credential value in a repr or an exception message.
+
+Key rotation: both sources may hold several keys (comma-separated in the variable, one per
+line in the file), the first one sealing and all of them opening. ``integrationos keys
+rotate`` puts a new key first and re-seals every connector's credentials under it; a
+running process that meets a key id it does not hold re-reads its key source once, so it
+follows a rotation of the key file without a restart.
 """
 
 from __future__ import annotations
@@ -42,36 +48,66 @@ def mask(credentials: dict[str, Any]) -> dict[str, str]:
     return dict.fromkeys(credentials, MASK)
 
 
-class CredentialVault:
-    """Seals and opens credential dicts with one master key."""
+def key_id_of(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()[:16]
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != KEY_BYTES:
-            raise MasterKeyInvalid(f"master key must be {KEY_BYTES} bytes, got {len(key)}")
-        self.key_id = hashlib.sha256(key).hexdigest()[:16]
-        self._aead = AESGCM(key)
+
+class CredentialVault:
+    """Seals with the first of its master keys; opens with any of them."""
+
+    def __init__(self, key: bytes | list[bytes], key_file: Path | None = None) -> None:
+        self._key_file = key_file
+        self._key_file_stamp = _stamp(key_file)
+        self._use(key if isinstance(key, list) else [key])
+
+    def _use(self, keys: list[bytes]) -> None:
+        if not keys:
+            raise MasterKeyInvalid("no master key")
+        for key in keys:
+            if len(key) != KEY_BYTES:
+                raise MasterKeyInvalid(f"master key must be {KEY_BYTES} bytes, got {len(key)}")
+        self._aeads = {key_id_of(key): AESGCM(key) for key in keys}
+        self.key_id = key_id_of(keys[0])
+
+    @property
+    def key_ids(self) -> list[str]:
+        return list(self._aeads)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CredentialVault:
         if settings.master_key:
-            return cls(_decode_key(settings.master_key, "IOS_MASTER_KEY"))
-        return cls(_load_or_create_key_file(settings.data_dir / KEY_FILE_NAME))
+            return cls(_decode_keys(settings.master_key, "IOS_MASTER_KEY"))
+        path = settings.data_dir / KEY_FILE_NAME
+        return cls(_load_or_create_key_file(path), key_file=path)
+
+    def _follow_key_file(self, force: bool = False) -> None:
+        """Re-read a rotated key file (checked by its mtime and size: one stat per call)."""
+        if self._key_file is None:
+            return
+        stamp = _stamp(self._key_file)
+        if force or stamp != self._key_file_stamp:
+            self._use(_read_key_file(self._key_file))
+            self._key_file_stamp = stamp
 
     def seal(self, credentials: dict[str, Any]) -> dict[str, Any]:
+        self._follow_key_file()
         plain = json.dumps(credentials, separators=(",", ":"), sort_keys=True).encode()
         nonce = secrets.token_bytes(NONCE_BYTES)
-        ciphertext = self._aead.encrypt(nonce, plain, self.key_id.encode())
+        ciphertext = self._aeads[self.key_id].encrypt(nonce, plain, self.key_id.encode())
         return {"keyId": self.key_id, "nonce": nonce, "ciphertext": ciphertext}
 
     def open(self, sealed: dict[str, Any]) -> dict[str, Any]:
         key_id = sealed.get("keyId")
-        if key_id != self.key_id:
+        if key_id not in self._aeads:
+            self._follow_key_file(force=True)  # the key file may have been rotated meanwhile
+        aead = self._aeads.get(key_id)  # type: ignore[arg-type]
+        if aead is None:
             raise CredentialsUnreadable(
                 f"credentials were sealed with master key {key_id!r}; this vault holds "
-                f"{self.key_id!r} (was IOS_MASTER_KEY or master.key changed?)"
+                f"{self.key_ids!r} (was IOS_MASTER_KEY or master.key changed?)"
             )
         try:
-            plain = self._aead.decrypt(sealed["nonce"], sealed["ciphertext"], key_id.encode())
+            plain = aead.decrypt(sealed["nonce"], sealed["ciphertext"], key_id.encode())
         except (InvalidTag, KeyError, TypeError, ValueError):
             raise CredentialsUnreadable(
                 f"credentials sealed with key {key_id!r} fail the integrity check"
@@ -80,6 +116,47 @@ class CredentialVault:
 
     def __repr__(self) -> str:
         return f"CredentialVault(key_id={self.key_id!r})"
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    if path is None or not path.exists():
+        return None
+    status = path.stat()
+    return status.st_mtime_ns, status.st_size
+
+
+def _decode_keys(text: str, source: str) -> list[bytes]:
+    """Several keys, comma- or newline-separated, the sealing one first."""
+    parts = [part for part in text.replace(",", "\n").split() if part]
+    return [_decode_key(part, source) for part in parts]
+
+
+def _read_key_file(path: Path) -> list[bytes]:
+    return _decode_keys(path.read_text(), str(path))
+
+
+def rotate_key_file(path: Path) -> str:
+    """Put a new key first in the key file (atomically, 0600); return its id."""
+    keys = [secrets.token_bytes(KEY_BYTES), *_read_key_file(path)]
+    _write_key_file(path, keys)
+    return key_id_of(keys[0])
+
+
+def retire_keys(path: Path) -> list[str]:
+    """Keep only the sealing key in the key file; return the ids removed."""
+    keys = _read_key_file(path)
+    _write_key_file(path, keys[:1])
+    return [key_id_of(key) for key in keys[1:]]
+
+
+def _write_key_file(path: Path, keys: list[bytes]) -> None:
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(base64.b64encode(key).decode() + "\n" for key in keys))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(draft, path)
 
 
 def _decode_key(text: str, source: str) -> bytes:
@@ -92,14 +169,14 @@ def _decode_key(text: str, source: str) -> bytes:
     return key
 
 
-def _load_or_create_key_file(path: Path) -> bytes:
+def _load_or_create_key_file(path: Path) -> list[bytes]:
     """Read the key file, or create it (0600) if missing.
 
     The key is written to a private temporary file and hard-linked into place, so two
     processes starting together agree on one key and neither reads a half-written file.
     """
     if path.exists():
-        return _decode_key(path.read_text(), str(path))
+        return _read_key_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(KEY_BYTES)
     draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
@@ -111,7 +188,7 @@ def _load_or_create_key_file(path: Path) -> bytes:
             os.fsync(handle.fileno())
         os.link(draft, path)
     except FileExistsError:
-        return _decode_key(path.read_text(), str(path))
+        return _read_key_file(path)
     finally:
         draft.unlink(missing_ok=True)
-    return key
+    return [key]

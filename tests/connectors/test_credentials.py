@@ -5,17 +5,21 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import json
 import secrets
 import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from integrationos.connectors.credentials import (
     CredentialsUnreadable,
     CredentialVault,
     MasterKeyInvalid,
     mask,
+    retire_keys,
+    rotate_key_file,
 )
 from integrationos.settings import Settings
 
@@ -95,11 +99,30 @@ def test_key_id_is_bound_as_associated_data() -> None:
     """A blob relabelled with this vault's id (e.g. copied between installs) still fails."""
     key = secrets.token_bytes(32)
     vault = CredentialVault(key)
-    forged = CredentialVault(key)
-    forged.key_id = "0" * 16
-    sealed = forged.seal(CREDENTIALS)
+    nonce = secrets.token_bytes(12)
+    sealed_elsewhere = AESGCM(key).encrypt(nonce, json.dumps(CREDENTIALS).encode(), b"0" * 16)
     with pytest.raises(CredentialsUnreadable):
-        vault.open({**sealed, "keyId": vault.key_id})
+        vault.open({"keyId": vault.key_id, "nonce": nonce, "ciphertext": sealed_elsewhere})
+
+
+def test_a_vault_opens_with_every_key_and_seals_with_the_first(tmp_path) -> None:
+    path = tmp_path / "master.key"
+    old = CredentialVault.from_settings(_settings(tmp_path))
+    old_id, sealed_old = old.key_id, old.seal(CREDENTIALS)
+    new_id = rotate_key_file(path)
+    rotated = CredentialVault.from_settings(_settings(tmp_path))
+    assert rotated.key_id == new_id != old_id
+    assert rotated.open(sealed_old) == CREDENTIALS
+    assert old.open(rotated.seal(CREDENTIALS)) == CREDENTIALS  # re-reads the rotated file
+    assert old.key_id == new_id  # and seals with the new key from then on
+    assert retire_keys(path) == [old_id]
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(CredentialsUnreadable):
+        CredentialVault.from_settings(_settings(tmp_path)).open(sealed_old)
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return dataclasses.replace(Settings.from_env(), data_dir=tmp_path, master_key="")
 
 
 def test_mask_hides_every_value() -> None:
