@@ -12,10 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from integrationos.store.projections import apply_event
 from integrationos.store.tables import projection_offsets
 from integrationos.topics import codec
+from integrationos.topics.envelope import Event
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +51,27 @@ class Projector:
                     log.warning("skipping undecodable record %s[%d]@%d: %s",
                                 record.topic, record.partition, record.offset, exc)
                 else:
-                    apply_event(conn, event)
-                    applied += 1
+                    applied += _apply_isolated(conn, event, record)
                 next_offsets[tp] = record.offset + 1
             for (topic, partition), next_offset in next_offsets.items():
                 _store_next_offset(conn, topic, partition, next_offset)
         return applied
+
+
+def _apply_isolated(conn: Connection, event: Event, record: LogRecord) -> int:
+    """Apply one event in a savepoint: an event the tables refuse (say, a key hash already
+    taken) is logged and skipped, so it can neither stop the projection nor undo the rest
+    of its batch. Returns 1 if applied."""
+    savepoint = conn.begin_nested()
+    try:
+        apply_event(conn, event)
+    except SQLAlchemyError as exc:
+        savepoint.rollback()
+        log.error("projection refused %s %s at %s[%d]@%d: %s", event.type, event.event_id,
+                  record.topic, record.partition, record.offset, type(exc).__name__)
+        return 0
+    savepoint.commit()
+    return 1
 
 
 def _stored_next_offset(conn: Connection, topic: str, partition: int) -> int:
