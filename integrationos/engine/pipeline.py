@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from integrationos.connectors.base import ConnectorError, OutboundMessage
 from integrationos.engine.catalog import FlowCatalog, IntegrationView
 from integrationos.engine.flow import FlowResult, run_flow
@@ -176,11 +178,24 @@ class _MessageRun:
         })
 
     async def run(self) -> None:
-        try:
-            await self._run()
-        except Exception as exc:  # a bad record must never kill the worker
-            log.exception("unexpected error on message %s", self.message_id)
-            self._dead_letter(Failure("pipeline", "INTERNAL_ERROR", repr(exc)[:500], False))
+        """Process the message. The read-model database being unreachable is the platform's
+        fault, not the message's: wait for it (holding this key's order) rather than
+        dead-letter. Anything else unexpected dead-letters this message only."""
+        wait = FIRST_BACKOFF_S
+        while True:
+            try:
+                await self._run()
+                return
+            except OperationalError as exc:
+                log.warning("read models unavailable (%s); retrying message %s in %.1fs",
+                            type(exc.orig).__name__, self.message_id, wait)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, MAX_RETRY_AFTER_S)
+            except Exception as exc:  # a bad record must never kill the worker
+                log.exception("unexpected error on message %s", self.message_id)
+                self._dead_letter(Failure("pipeline", "INTERNAL_ERROR", repr(exc)[:500],
+                                          False))
+                return
 
     async def _run(self) -> None:
         if not self.integration_id or self.tenant == "unknown":
