@@ -15,11 +15,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from integrationos.cli.devbroker import DevBroker
 from integrationos.settings import Settings
+from tests.sshd import sshd  # noqa: F401  (the real OpenSSH server fixture)
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +52,35 @@ def fresh_postgres_database(name: str) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def fresh_mariadb_database(name: str) -> str:
+    """A new, empty MariaDB database on the server named by IOS_TEST_MARIADB_URL."""
+    from sqlalchemy import create_engine, text
+
+    admin_url = os.environ.get("IOS_TEST_MARIADB_URL")
+    if not admin_url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the MariaDB tests: set IOS_TEST_MARIADB_URL")
+        pytest.skip("no MariaDB server (set IOS_TEST_MARIADB_URL; .ci/run starts one)")
+    engine = create_engine(admin_url.replace("mariadb://", "mariadb+pymysql://", 1))
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}`"))
+    engine.dispose()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def jdbc_settings(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A test server's URL as a JDBC connector's config and credentials."""
+    from sqlalchemy import make_url
+
+    parsed = make_url(url)
+    config = {"dialect": parsed.get_backend_name(), "host": parsed.host, "port": parsed.port,
+              "database": parsed.database}
+    credentials = {"username": parsed.username}
+    if parsed.password:
+        credentials["password"] = parsed.password
+    return config, credentials
 
 
 @pytest.fixture(params=["sqlite"])

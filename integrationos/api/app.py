@@ -25,6 +25,7 @@ from integrationos.api.routes import (
     sandbox,
     schemas,
     transformations,
+    webhooks,
 )
 from integrationos.api.routing import resource
 from integrationos.connectors.credentials import CredentialVault
@@ -34,7 +35,8 @@ from integrationos.store.database import open_database
 from integrationos.topics.catalog import CONFIG, INGEST
 from integrationos.topics.producer import LogProducer
 
-PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/docs"})
+# "/v1/webhooks/": every path under it; webhooks authenticate by signature instead
+PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/docs", "/v1/webhooks/"})
 
 ROUTES = [
     resource("/v1/openapi.json", GET=openapi.openapi_json),
@@ -47,6 +49,7 @@ ROUTES = [
     *flows.routes,
     *sandbox.routes,
     *messages.routes,
+    *webhooks.routes,
     *schemas.routes,
     *lookups.routes,
     *environments.routes,

@@ -67,7 +67,8 @@ class _ValidKeys:
 
 
 class ApiKeyAuth:
-    """Authenticates paths under ``prefix`` except the ``public`` ones (API reference)."""
+    """Authenticates paths under ``prefix`` except the ``public`` ones (API reference,
+    webhooks); a public entry ending in ``/`` covers every path under it."""
 
     def __init__(self, app: ASGIApp, prefix: str = "/v1/", public: frozenset[str] = frozenset()):
         self.app = app
@@ -77,7 +78,7 @@ class ApiKeyAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(self.prefix) or path in self.public:
+        if scope["type"] != "http" or not path.startswith(self.prefix) or self._public(path):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -93,6 +94,10 @@ class ApiKeyAuth:
             headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
         )
         await response(scope, receive, send)
+
+    def _public(self, path: str) -> bool:
+        return path in self.public or any(
+            entry.endswith("/") and path.startswith(entry) for entry in self.public)
 
     async def _tenant_of(self, scope: Scope, key_hash: str) -> str | None:
         cached = self._valid.get(key_hash)

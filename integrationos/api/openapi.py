@@ -31,6 +31,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     description: str = ""
     query: tuple[tuple[str, str], ...] = ()
+    required_headers: tuple[tuple[str, str], ...] = ()
     public: bool = False
 
     @property
@@ -133,6 +134,17 @@ _MESSAGES = (
               "Message",
               description="404 until the worker has recorded the message's first event, "
               "usually milliseconds after the 202."),
+    Operation("receiveWebhook", "POST /v1/webhooks/{integrationId}",
+              "Send a message as a signed webhook (no API key)", 202, "MessageAccepted",
+              "MessagePayload", (400, 401, 404, 409, 413, 422, 503),
+              "For senders that sign instead of holding a key: the secret is the webhookSecret "
+              "credential of the integration's HTTP source connector. X-Signature is sha256= "
+              "and the hex HMAC-SHA256 of X-Timestamp + '.' + the raw body; X-Timestamp (Unix "
+              "seconds) must be within 5 minutes of the server's clock. The body is ingested "
+              "as by sendMessage.",
+              required_headers=(("X-Signature", "sha256=<hex HMAC-SHA256>"),
+                                ("X-Timestamp", "Unix time in seconds")),
+              public=True),
     Operation("executeSandbox", "POST /v1/sandbox/execute", "Run an integration on a payload",
               200, "SandboxResult", "SandboxExecute", (400, 404, 409, 413, 422),
               "Validates and transforms exactly as the pipeline does; never delivers."),
@@ -219,7 +231,8 @@ OPERATIONS = tuple(op for ops in TAGS.values() for op in ops)
 
 _ERRORS = {
     400: "Malformed JSON (MALFORMED_JSON) or query (INVALID_QUERY)",
-    401: "Missing or invalid X-API-Key / X-Tenant-Id (UNAUTHENTICATED)",
+    401: "Missing or invalid X-API-Key / X-Tenant-Id (UNAUTHENTICATED), or webhook "
+         "signature (INVALID_SIGNATURE)",
     404: "No such resource for this tenant (NOT_FOUND)",
     409: "Conflicts with the current state (CONFLICT, *_IN_USE, INTEGRATION_PAUSED, ...)",
     413: "Body larger than the payload limit (PAYLOAD_TOO_LARGE)",
@@ -245,6 +258,11 @@ def _operation(op: Operation, tag: str) -> dict[str, Any]:
          "schema": {"type": "string"}}
         for name, text in op.query
     ]
+    parameters += [
+        {"name": name, "in": "header", "required": True, "description": text,
+         "schema": {"type": "string"}}
+        for name, text in op.required_headers
+    ]
     if op.request == "MessagePayload":
         parameters.append({"name": "X-Message-Key", "in": "header", "required": False,
                            "schema": {"type": "string", "maxLength": 400}})
@@ -256,7 +274,8 @@ def _operation(op: Operation, tag: str) -> dict[str, Any]:
     elif op.public:
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     responses = {str(op.success): ok}
-    statuses = () if op.public else (401, *op.errors, *(() if "{" not in op.path else (404,)))
+    statuses = op.errors if op.public else (401, *op.errors,
+                                            *(() if "{" not in op.path else (404,)))
     for status in sorted(set(statuses)):
         responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
     result: dict[str, Any] = {

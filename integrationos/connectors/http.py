@@ -1,18 +1,29 @@
 """HTTP(S) endpoints: a target that sends each message as JSON, or a push-based source.
 
 As a source the connector has no URL of its own: messages arrive through the ingest
-endpoint. As a target it keeps one pooled ``httpx.AsyncClient`` per configured connection
-and classifies every failure so the error strategy can tell a busy server (retry) from a
-rejected request (dead-letter).
+endpoint, or through the integration's webhook, signed with the ``webhookSecret`` credential
+(see ``signature``). As a target it keeps one pooled ``httpx.AsyncClient`` per configured
+connection and classifies every failure so the error strategy can tell a busy server (retry,
+after its ``Retry-After``) from a rejected request (dead-letter).
+
+A target's path and headers may be JSONata templates on the payload. It authenticates with
+basic auth, a bearer token, or an OAuth 2.0 client-credentials token (fetched once, reused
+until shortly before it expires, fetched again once when the API answers 401, since a token
+may be revoked early), and may also sign every request with an HMAC.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
+import math
 import socket
 import ssl
 import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -26,11 +37,16 @@ from integrationos.connectors.base import (
     OutboundMessage,
     Role,
 )
+from integrationos.connectors.templates import Templates
 
 DEFAULT_METHOD = "POST"
 DEFAULT_TIMEOUT_MS = 10_000
 EXCERPT_CHARS = 300
-INBOUND_DETAIL = "inbound: messages arrive through POST /v1/integrations/{id}/messages"
+INBOUND_DETAIL = ("inbound: messages arrive through POST /v1/integrations/{id}/messages "
+                  "or the signed POST /v1/webhooks/{id}")
+REFRESH_MARGIN_S = 30.0  # fetch a new OAuth token this long before the old one expires
+_URL_PATTERN = "^https?://[^\\s/?#]+"
+_OAUTH_HALF = "OAuth needs both config oauth2.tokenUrl and credentials clientId/clientSecret"
 
 Status = Literal["UP", "DOWN"]
 
@@ -47,7 +63,7 @@ class HttpConnector(Connector):
             "url": {
                 "type": "string",
                 "format": "uri",
-                "pattern": "^https?://[^\\s/?#]+",
+                "pattern": _URL_PATTERN,
                 "title": "URL",
                 "description": "Where a target sends messages; leave empty for a source.",
             },
@@ -56,10 +72,40 @@ class HttpConnector(Connector):
                 "enum": ["POST", "PUT", "PATCH"],
                 "default": DEFAULT_METHOD,
             },
+            "urlTemplate": {
+                "type": "string",
+                "minLength": 1,
+                "description": "JSONata giving a URL resolved against url (RFC 3986), e.g. "
+                "'\"customers/\" & $.id'; it must stay on url's scheme, host and port.",
+            },
             "headers": {
                 "type": "object",
                 "additionalProperties": {"type": "string"},
                 "description": "Extra request headers (not secret: use credentials for auth).",
+            },
+            "headerTemplates": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "minLength": 1},
+                "description": "Header name -> JSONata on the payload; a header whose "
+                "expression is undefined is left out.",
+            },
+            "oauth2": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["tokenUrl"],
+                "description": "OAuth 2.0 client credentials: clientId and clientSecret go "
+                "in the credentials.",
+                "properties": {
+                    "tokenUrl": {"type": "string", "format": "uri", "pattern": _URL_PATTERN},
+                    "scope": {"type": "string", "minLength": 1},
+                    "clientAuthentication": {
+                        "type": "string",
+                        "enum": ["basic", "body"],
+                        "default": "basic",
+                        "description": "Send the client id and secret as basic auth or as "
+                        "form fields to the token endpoint.",
+                    },
+                },
             },
             "timeoutMs": {
                 "type": "integer",
@@ -76,14 +122,30 @@ class HttpConnector(Connector):
             "username": {"type": "string", "minLength": 1},
             "password": {"type": "string", "writeOnly": True},
             "bearerToken": {"type": "string", "minLength": 1, "writeOnly": True},
+            "clientId": {"type": "string", "minLength": 1},
+            "clientSecret": {"type": "string", "writeOnly": True},
+            "signingSecret": {"type": "string", "minLength": 16, "writeOnly": True,
+                              "description": "Target: sign every request (X-Signature)."},
+            "webhookSecret": {"type": "string", "minLength": 16, "writeOnly": True,
+                              "description": "Source: accept webhooks signed with it."},
         },
-        "dependentRequired": {"username": ["password"], "password": ["username"]},
-        "not": {"required": ["username", "bearerToken"]},
+        "dependentRequired": {"username": ["password"], "password": ["username"],
+                              "clientId": ["clientSecret"], "clientSecret": ["clientId"]},
+        "allOf": [{"not": {"required": pair}} for pair in (
+            ["username", "bearerToken"], ["username", "clientId"], ["bearerToken", "clientId"])],
     }
 
     def __init__(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         super().__init__(config, credentials)
         self._client: httpx.AsyncClient | None = None
+        expressions = {f"headerTemplates.{name}": expression
+                       for name, expression in config.get("headerTemplates", {}).items()}
+        if "urlTemplate" in config:
+            expressions["urlTemplate"] = config["urlTemplate"]
+        self._templates = Templates(expressions)
+        self._oauth = (_ClientCredentials(config["oauth2"], credentials["clientId"],
+                                          credentials["clientSecret"])
+                       if "oauth2" in config and "clientId" in credentials else None)
 
     @property
     def url(self) -> str | None:
@@ -97,14 +159,27 @@ class HttpConnector(Connector):
             self._client = httpx.AsyncClient(timeout=self._timeout_ms() / 1000)
         return self._client
 
-    def _headers(self) -> dict[str, str]:
-        headers = dict(self.config.get("headers", {}))
+    def _oauth_half_configured(self) -> bool:
+        return ("oauth2" in self.config) != ("clientId" in self._credentials)
+
+    async def _authorization(self) -> tuple[dict[str, str], str | None]:
+        """The Authorization header, and the OAuth token in it (to forget it on a 401)."""
+        if self._oauth is not None:
+            token = await self._oauth.token(self._http(), self._timeout_ms())
+            return {"Authorization": f"Bearer {token}"}, token
         if token := self._credentials.get("bearerToken"):
-            headers["Authorization"] = f"Bearer {token}"
-        elif "username" in self._credentials:
+            return {"Authorization": f"Bearer {token}"}, None
+        if "username" in self._credentials:
             pair = f"{self._credentials['username']}:{self._credentials.get('password', '')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        return headers
+            return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}, None
+        return {}, None
+
+    def _signed(self, body: bytes) -> dict[str, str]:
+        secret = self._credentials.get("signingSecret")
+        if not secret:
+            return {}
+        timestamp = str(int(time.time()))
+        return {"X-Timestamp": timestamp, "X-Signature": signature(secret, timestamp, body)}
 
     async def write(self, message: OutboundMessage) -> Delivery:
         if self.url is None:
@@ -112,27 +187,78 @@ class HttpConnector(Connector):
                 "NO_URL", "this HTTP connection has no url, so it cannot be a target",
                 retryable=False,
             )
-        method = self.config.get("method", DEFAULT_METHOD)
+        self._templates.check()
+        if self._oauth_half_configured():
+            raise ConnectorError("BAD_CONFIG", _OAUTH_HALF, retryable=False)
+        url = self._target_url(self.url, message.payload)
         headers = {
-            **self._headers(),
+            **self.config.get("headers", {}),
+            **self._templated_headers(message.payload),
             "Idempotency-Key": message.idempotency_key,
             "X-IntegrationOS-Message-Id": message.message_id,
             "Content-Type": message.content_type,
         }
+        body = message.encoded()
+        response, token = await self._send(url, body, headers)
+        if response.status_code == 401 and token is not None and self._oauth is not None:
+            self._oauth.forget(token)
+            response, _ = await self._send(url, body, headers)
+        if response.is_success:
+            return Delivery(target=_public_url(url), detail=f"HTTP {response.status_code}")
+        raise _status_error(response)
+
+    async def _send(self, url: str, body: bytes,
+                    headers: dict[str, str]) -> tuple[httpx.Response, str | None]:
+        method = self.config.get("method", DEFAULT_METHOD)
+        authorization, token = await self._authorization()
         try:
             response = await self._http().request(
-                method, self.url, content=message.encoded(), headers=headers
-            )
+                method, url, content=body, headers={**headers, **authorization,
+                                                    **self._signed(body)})
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise _transport_error(exc, self.url, self._timeout_ms()) from None
-        if response.is_success:
-            return Delivery(target=_public_url(self.url), detail=f"HTTP {response.status_code}")
-        raise _status_error(response)
+            raise _transport_error(exc, url, self._timeout_ms()) from None
+        return response, token
+
+    def _target_url(self, url: str, payload: Any) -> str:
+        """``url``, or ``urlTemplate``'s value resolved against it on the same origin (the
+        credentials are meant for that server only)."""
+        if "urlTemplate" not in self.config:
+            return url
+        relative = self._templates.text("urlTemplate", payload)
+        if not relative:
+            raise ConnectorError("URL_TEMPLATE", "urlTemplate gave no value", retryable=False)
+        base = httpx.URL(url)
+        try:
+            resolved = base.join(relative)
+        except httpx.InvalidURL as exc:
+            raise ConnectorError("URL_TEMPLATE", f"urlTemplate gave an unusable URL: {exc}",
+                                 retryable=False) from None
+        if (resolved.scheme, resolved.host, resolved.port) != (base.scheme, base.host,
+                                                               base.port):
+            raise ConnectorError("URL_TEMPLATE", f"urlTemplate left {_public_url(url)}: "
+                                 f"{_public_url(str(resolved))}", retryable=False)
+        return str(resolved)
+
+    def _templated_headers(self, payload: Any) -> dict[str, str]:
+        headers = {}
+        for name in self.config.get("headerTemplates", {}):
+            value = self._templates.text(f"headerTemplates.{name}", payload)
+            if value is None:
+                continue
+            if any(c in value for c in "\r\n\0"):
+                raise ConnectorError("TEMPLATE_TYPE", f"headerTemplates.{name} gave a line "
+                                     "break or NUL, which a header cannot hold", retryable=False)
+            headers[name] = value
+        return headers
 
     async def test(self, timeout: float = 10.0) -> HealthReport:
         started = time.monotonic()
         if self.url is None:
             return HealthReport("UP", 0, INBOUND_DETAIL)
+        if self._templates.problem is not None:
+            return _report("DOWN", started, f"template {self._templates.problem}")
+        if self._oauth_half_configured():
+            return _report("DOWN", started, _OAUTH_HALF)
         try:
             async with asyncio.timeout(timeout):
                 response = await self._probe(timeout)
@@ -141,6 +267,8 @@ class HttpConnector(Connector):
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             error = _transport_error(exc, self.url, int(timeout * 1000))
             return _report("DOWN", started, error.message)
+        except ConnectorError as exc:  # the OAuth token endpoint refused or failed
+            return _report("DOWN", started, exc.message)
         except Exception as exc:  # a health check reports, it never raises
             return _report("DOWN", started, f"unexpected {type(exc).__name__}: {exc}")
         status: Status = "UP" if response.status_code < 500 else "DOWN"
@@ -148,7 +276,9 @@ class HttpConnector(Connector):
 
     async def _probe(self, timeout: float) -> httpx.Response:
         """HEAD first (no body to download); servers that refuse HEAD get a GET."""
-        client, headers = self._http(), self._headers()
+        authorization, _ = await self._authorization()
+        client = self._http()
+        headers = {**self.config.get("headers", {}), **authorization, **self._signed(b"")}
         response = await client.head(self.url, headers=headers, timeout=timeout)
         if response.status_code == 405:
             async with client.stream("GET", self.url, headers=headers,
@@ -160,6 +290,76 @@ class HttpConnector(Connector):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+class _ClientCredentials:
+    """An OAuth 2.0 client-credentials token (RFC 6749 section 4.4) shared by every request.
+
+    Fetched under a lock, so concurrent writes wait for one fetch rather than each asking
+    the token endpoint; ``forget`` drops it only if it is still the current one, so a burst
+    of 401s for one revoked token leads to a single new fetch.
+    """
+
+    def __init__(self, settings: dict[str, Any], client_id: str, client_secret: str) -> None:
+        self._url: str = settings["tokenUrl"]
+        self._scope: str | None = settings.get("scope")
+        self._in_body = settings.get("clientAuthentication", "basic") == "body"
+        self._client = (client_id, client_secret)
+        self._token: str | None = None
+        self._renew_at = math.inf
+        self._lock = asyncio.Lock()
+
+    async def token(self, http: httpx.AsyncClient, timeout_ms: int) -> str:
+        async with self._lock:
+            if self._token is None or time.monotonic() >= self._renew_at:
+                self._token, self._renew_at = await self._fetch(http, timeout_ms)
+            return self._token
+
+    def forget(self, token: str) -> None:
+        if self._token == token:
+            self._token = None
+
+    async def _fetch(self, http: httpx.AsyncClient, timeout_ms: int) -> tuple[str, float]:
+        form = {"grant_type": "client_credentials"}
+        if self._scope:
+            form["scope"] = self._scope
+        auth = None
+        if self._in_body:
+            form |= {"client_id": self._client[0], "client_secret": self._client[1]}
+        else:
+            auth = httpx.BasicAuth(*self._client)
+        try:
+            response = await http.post(self._url, data=form, auth=auth,
+                                       headers={"Accept": "application/json"})
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            error = _transport_error(exc, self._url, timeout_ms)
+            raise ConnectorError(f"OAUTH_{error.code}", f"token endpoint: {error.message}",
+                                 retryable=error.retryable) from None
+        if not response.is_success:
+            error = _status_error(response)
+            raise ConnectorError(f"OAUTH_{error.code}", f"token endpoint: {error.message}",
+                                 retryable=error.retryable, excerpt=error.excerpt,
+                                 retry_after=error.retry_after)
+        try:
+            answer = response.json()
+            token, lifetime = answer["access_token"], float(answer.get("expires_in") or math.inf)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            token, lifetime = None, 0.0
+        if not isinstance(token, str) or not token or lifetime <= 0:
+            raise ConnectorError("OAUTH_BAD_RESPONSE", "token endpoint: no usable "
+                                 "access_token/expires_in in its answer", retryable=False)
+        return token, time.monotonic() + lifetime - min(REFRESH_MARGIN_S, lifetime / 10)
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """``sha256=`` and the hex HMAC-SHA256 of ``timestamp + "." + body`` under ``secret``.
+
+    How a target signs what it sends (``X-Signature`` with ``X-Timestamp``) and how the
+    webhook endpoint checks what it receives. The timestamp is part of the signed text, so a
+    captured request cannot be replayed later under a fresh ``X-Timestamp``.
+    """
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
 
 
 def _report(status: Status, started: float, detail: str) -> HealthReport:
@@ -180,8 +380,25 @@ def _status_error(response: httpx.Response) -> ConnectorError:
     if 300 <= status < 400:
         message += f" redirect to {response.headers.get('Location', '?')}: configure the final URL"
     return ConnectorError(
-        f"HTTP_{status}", message, retryable=retryable, excerpt=response.text[:EXCERPT_CHARS]
+        f"HTTP_{status}", message, retryable=retryable, excerpt=response.text[:EXCERPT_CHARS],
+        retry_after=_retry_after(retry_after) if status in (429, 503) else None,
     )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait, from delay-seconds or an HTTP date (RFC 9110 section 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # unreadable: the error strategy's own backoff applies
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _transport_error(exc: Exception, url: str, timeout_ms: int) -> ConnectorError:

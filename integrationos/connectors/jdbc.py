@@ -1,11 +1,13 @@
 """Relational databases through SQLAlchemy: PostgreSQL, MySQL/MariaDB, SQLite, SQL Server, Oracle.
 
 Named after the JDBC connectors of other platforms, so users find it where they look. It
-has no roles yet: it exists for DB lookups (``query_one``); source and target behaviour
-comes with the connectors issue. One pooled engine per connector instance; its URL is built
-with ``URL.create`` from separate fields, so a password with ``@`` or ``/`` needs no quoting,
-and SQLAlchemy masks it in every repr and log line. Every failure is classified so a lookup
-can tell a database that is down (retry later) from a query that will never work.
+serves DB lookups (``query_one``), polls a table or query by a cursor column as a source
+(``jdbc_source``) and inserts or upserts rows as a target (``jdbc_target``, with the SQL in
+``jdbc_statements``). One pooled engine per connector instance; its URL is built with
+``URL.create`` from separate fields, so a password with ``@`` or ``/`` needs no quoting, and
+SQLAlchemy masks it in every repr and log line. Every failure is classified so the engine can
+tell a database that is down or a deadlock (retry later) from a statement or a row that will
+never work (a constraint violation is dead-lettered, not retried).
 """
 
 from __future__ import annotations
@@ -19,12 +21,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from sqlalchemy import URL, Engine, Row, create_engine, text
+from sqlalchemy import URL, Engine, MetaData, Row, Table, create_engine, text
 from sqlalchemy import exc as sa_exc
 
-from integrationos.connectors.base import Connector, ConnectorError, HealthReport, Role
+from integrationos.connectors.base import (
+    Connector,
+    ConnectorError,
+    Delivery,
+    HealthReport,
+    OutboundMessage,
+    Role,
+    SourceRecord,
+)
+from integrationos.connectors.jdbc_source import CursorReader
+from integrationos.connectors.jdbc_statements import IDENTIFIER
+from integrationos.connectors.jdbc_target import TableWriter, UnknownColumns
 
 DEFAULT_TIMEOUT_MS = 10_000
+DEFAULT_BATCH = 500
+DEFAULT_POLL_INTERVAL_MS = 1000
 DRIVER_MESSAGE_CHARS = 300
 
 Status = Literal["UP", "DOWN"]
@@ -57,12 +72,20 @@ _CODES: dict[str | int, tuple[str, bool]] = {
     "40P01": ("DB_DEADLOCK", True), "28": ("DB_AUTH", False), "3D000": ("DB_MISSING", False),
     "42501": ("DB_PERMISSION", False), "42601": ("DB_SYNTAX", False),
     "42": ("DB_QUERY_INVALID", False), "22": ("DB_QUERY_INVALID", False),
+    "23": ("DB_CONSTRAINT", False),
     1045: ("DB_AUTH", False), 1049: ("DB_MISSING", False), 1044: ("DB_PERMISSION", False),
     1142: ("DB_PERMISSION", False), 1143: ("DB_PERMISSION", False), 1064: ("DB_SYNTAX", False),
     1146: ("DB_QUERY_INVALID", False), 1054: ("DB_QUERY_INVALID", False),
     1205: ("DB_TIMEOUT", True), 1213: ("DB_DEADLOCK", True), 1040: ("DB_UNAVAILABLE", True),
     2002: ("DB_UNAVAILABLE", True), 2003: ("DB_UNAVAILABLE", True),
     2006: ("DB_UNAVAILABLE", True), 2013: ("DB_UNAVAILABLE", True),
+    1020: ("DB_DEADLOCK", True),  # MariaDB: record changed since read (snapshot isolation)
+    1062: ("DB_CONSTRAINT", False), 1048: ("DB_CONSTRAINT", False),
+    1364: ("DB_CONSTRAINT", False), 1451: ("DB_CONSTRAINT", False),
+    1452: ("DB_CONSTRAINT", False), 3819: ("DB_CONSTRAINT", False),
+    4025: ("DB_CONSTRAINT", False), 1265: ("DB_QUERY_INVALID", False),
+    1292: ("DB_QUERY_INVALID", False), 1366: ("DB_QUERY_INVALID", False),
+    1406: ("DB_QUERY_INVALID", False),
 }
 
 Patterns = tuple[tuple[str, re.Pattern[str], bool], ...]
@@ -86,7 +109,11 @@ _PATTERNS = _patterns(
     ("DB_MISSING", r"database \".*\" does not exist|unknown database|"
                    r"cannot open database|unable to open database file|ora-12514", False),
     ("DB_TIMEOUT", r"timeout expired|timed out|statement timeout|lock wait timeout", True),
-    ("DB_DEADLOCK", r"deadlock", True),
+    ("DB_DEADLOCK", r"deadlock|could not serialize|can't serialize|ora-08177", True),
+    ("DB_CONSTRAINT", r"constraint failed|violation of (primary|unique) key|"
+                      r"cannot insert duplicate key|conflicted with the .* constraint|"
+                      r"cannot insert the value null|ora-00001|ora-01400|ora-02290|ora-02291|"
+                      r"ora-02292", False),
     ("DB_UNAVAILABLE", r"database is locked|disk i/o error|server closed the connection|"
                        r"lost connection|gone away|terminating connection", True),
     ("DB_PERMISSION", r"permission denied|insufficient privilege|command denied|"
@@ -102,6 +129,7 @@ _REASONS = {
     "DB_MISSING": "database {database} does not exist or cannot be opened",
     "DB_TIMEOUT": "timeout",
     "DB_DEADLOCK": "deadlock or serialization failure (retry)",
+    "DB_CONSTRAINT": "constraint violation",
     "DB_UNAVAILABLE": "database unavailable",
     "DB_PERMISSION": "permission denied",
     "DB_SYNTAX": "SQL syntax error",
@@ -110,10 +138,44 @@ _REASONS = {
 }
 
 
+_NAME = {"type": "string", "pattern": IDENTIFIER.pattern}
+
+# What the source and target roles add to the connection settings (docs/connectors/jdbc.md).
+_ROLE_PROPERTIES: dict[str, Any] = {
+    "schema": {**_NAME, "description": "Schema of the table (default: the connection's)."},
+    "table": {**_NAME, "description": "Source: the table polled (unless query is set). "
+              "Target: the table written."},
+    "cursorColumn": {**_NAME, "description": "Source: the increasing column read by, e.g. an "
+                     "id or an updated-at timestamp."},
+    "tieBreakColumn": {**_NAME, "description": "Source: a unique column (the primary key) "
+                       "ordering rows that share a cursor value."},
+    "query": {"type": "string", "minLength": 1, "maxLength": 20_000, "pattern": ":cursor\\b",
+              "description": "Source: a SELECT instead of the table, with bound :cursor "
+              "(:tiebreak, :limit), returning the rows after them in cursor order."},
+    "initialCursor": {"type": ["string", "number"], "description": "Source: read rows after "
+                      "this cursor value when there is no checkpoint yet."},
+    "batchSize": {"type": "integer", "minimum": 1, "maximum": 10_000,
+                  "default": DEFAULT_BATCH},
+    "pollIntervalMs": {"type": "integer", "minimum": 100, "maximum": 3_600_000,
+                       "default": DEFAULT_POLL_INTERVAL_MS,
+                       "description": "Source: wait between polls that found nothing new."},
+    "mode": {"type": "string", "enum": ["insert", "upsert"], "default": "insert"},
+    "keyColumns": {"type": "array", "items": _NAME, "minItems": 1, "uniqueItems": True,
+                   "description": "Target upsert: the unique key matched (default: "
+                   "idempotencyColumn)."},
+    "idempotencyColumn": {**_NAME, "description": "Target: the column that receives the "
+                          "message's idempotency key."},
+    "columns": {"type": "object", "minProperties": 1, "additionalProperties": _NAME,
+                "description": "Target: payload field -> column (default: the same names)."},
+}
+
+
 class JdbcConnector(Connector):
     type_name: ClassVar[str] = "JDBC"
     display_name: ClassVar[str] = "Database (JDBC / SQL)"
-    roles: ClassVar[frozenset[Role]] = frozenset()
+    roles: ClassVar[frozenset[Role]] = frozenset({"source", "target"})
+    required_for_role: ClassVar[dict[Role, tuple[str, ...]]] = {
+        "source": ("cursorColumn",), "target": ("table",)}
     config_spec: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
@@ -138,10 +200,22 @@ class JdbcConnector(Connector):
             "poolRecycleSeconds": {"type": "integer", "minimum": 1, "maximum": 86_400,
                                    "default": 1800},
             "poolPrePing": {"type": "boolean", "default": True},
+            **_ROLE_PROPERTIES,
         },
-        "if": {"properties": {"dialect": {"const": "sqlite"}}},
-        "then": {"properties": {"database": {"pattern": "^/"}}},
-        "else": {"required": ["host"]},
+        "dependentRequired": {"query": ["cursorColumn"], "tieBreakColumn": ["cursorColumn"],
+                              "initialCursor": ["cursorColumn"]},
+        "allOf": [
+            {"if": {"properties": {"dialect": {"const": "sqlite"}}},
+             "then": {"properties": {"database": {"pattern": "^/"}}},
+             "else": {"required": ["host"]}},
+            # A source reads a query, or else a table; an upsert matches keyColumns, or else
+            # the idempotency column.
+            {"if": {"required": ["cursorColumn"], "not": {"required": ["query"]}},
+             "then": {"required": ["table"]}},
+            {"if": {"properties": {"mode": {"const": "upsert"}}, "required": ["mode"],
+                    "not": {"required": ["idempotencyColumn"]}},
+             "then": {"required": ["keyColumns"]}},
+        ],
     }
     credentials_spec: ClassVar[dict[str, Any]] = {
         "type": "object",
@@ -158,6 +232,10 @@ class JdbcConnector(Connector):
         self.dialect = DIALECTS[config["dialect"]]
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        self._tables: dict[tuple[str | None, str], Table] = {}
+        self._reader = CursorReader(config) if "cursorColumn" in config else None
+        self._writer = TableWriter(config["dialect"], config) if "table" in config else None
+        self._idle_until = 0.0  # monotonic time before which an empty source is not polled
 
     def __repr__(self) -> str:
         return f"JdbcConnector({self.config['dialect']}, {self._where()})"
@@ -263,6 +341,98 @@ class JdbcConnector(Connector):
             return _report("DOWN", started, f"unexpected {type(exc).__name__}")
         return _report("UP", started, f"{self.config['dialect']} answered {self.dialect.probe}")
 
+    def table(self, name: str, *, refresh: bool = False) -> Table:
+        """The table ``name`` (in the configured schema) as the database describes it,
+        reflected once per connector; ``refresh`` reads it again (a column was added)."""
+        schema = self.config.get("schema")
+        if refresh or (schema, name) not in self._tables:
+            try:
+                with self.engine().connect() as conn:
+                    self._tables[(schema, name)] = Table(name, MetaData(), schema=schema,
+                                                         autoload_with=conn)
+            except sa_exc.NoSuchTableError:
+                where = f"{schema}.{name}" if schema else name
+                raise ConnectorError("DB_NO_TABLE", f"table {where} not found",
+                                     retryable=False) from None
+            except sa_exc.SQLAlchemyError as exc:
+                raise self.classify(exc) from None
+        return self._tables[(schema, name)]
+
+    def restore(self, checkpoint: str | None) -> None:
+        if self._reader is not None:
+            self._reader.restore(checkpoint)
+
+    async def poll(self, max_records: int, timeout: float) -> list[SourceRecord]:
+        """The next rows after the committed position; when the last poll found none, waits
+        out ``pollIntervalMs`` (at most ``timeout`` per call) instead of querying again."""
+        wait = self._idle_until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(min(wait, timeout))
+            if time.monotonic() < self._idle_until:
+                return []
+        limit = min(max_records, int(self.config.get("batchSize", DEFAULT_BATCH)))
+        records = await asyncio.to_thread(self._read, limit)
+        if not records:
+            interval = int(self.config.get("pollIntervalMs", DEFAULT_POLL_INTERVAL_MS))
+            self._idle_until = time.monotonic() + interval / 1000
+        return records
+
+    def _read(self, limit: int) -> list[SourceRecord]:
+        if self._reader is None:
+            raise ConnectorError("DB_BAD_CONFIG", "a JDBC source needs cursorColumn",
+                                 retryable=False)
+        table = self.table(self._reader.name) if self._reader.query is None else None
+        try:
+            with self.engine().connect() as conn:
+                return self._reader.read(conn, table, limit)
+        except sa_exc.SQLAlchemyError as exc:
+            raise self.classify(exc) from None
+
+    async def commit(self, records: list[SourceRecord]) -> None:
+        if self._reader is not None:
+            self._reader.advance(records)
+
+    async def write(self, message: OutboundMessage) -> Delivery:
+        return await asyncio.to_thread(self.write_sync, message)
+
+    def write_sync(self, message: OutboundMessage) -> Delivery:
+        """Write the message's row(s) in one transaction (blocking)."""
+        writer = self._writer
+        if writer is None:
+            raise ConnectorError("DB_BAD_CONFIG", "a JDBC target needs table", retryable=False)
+        rows = writer.rows(message)
+        table = self.table(writer.table_name)
+        try:
+            bound = writer.bind(table, rows)
+        except UnknownColumns:
+            table = self.table(writer.table_name, refresh=True)
+            try:
+                bound = writer.bind(table, rows)
+            except UnknownColumns as exc:
+                raise ConnectorError("DB_UNKNOWN_COLUMN", f"table {writer.table_name} has no "
+                                     f"column(s) {exc}", retryable=False) from None
+        delivered = Delivery(f"jdbc:{writer.table_name}", f"{writer.mode}: {len(bound)} row(s)")
+        if not bound:
+            return delivered
+        try:
+            with self.engine().begin() as conn:
+                writer.execute(conn, table, bound)
+        except sa_exc.IntegrityError as exc:
+            if writer.mode == "insert" and self._written_before(table, bound):
+                return Delivery(delivered.target, "duplicate: already written")
+            raise self.classify(exc) from None
+        except sa_exc.SQLAlchemyError as exc:
+            raise self.classify(exc) from None
+        return delivered
+
+    def _written_before(self, table: Table, rows: list[dict[str, Any]]) -> bool:
+        assert self._writer is not None
+        try:
+            with self.engine().connect() as conn:
+                return self._writer.already_written(conn, table, rows)
+        except sa_exc.SQLAlchemyError as exc:
+            raise self.classify(exc) from None
+
     def classify(self, exc: Exception) -> ConnectorError:
         """A ``ConnectorError`` naming the fault as an operator would search for it."""
         orig = getattr(exc, "orig", None) or exc
@@ -320,6 +490,8 @@ def _by_class(exc: Exception) -> tuple[str, bool]:
         return "DB_UNAVAILABLE", True
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
         return "DB_UNAVAILABLE", True
+    if isinstance(exc, sa_exc.IntegrityError):
+        return "DB_CONSTRAINT", False
     return "DB_ERROR", False
 
 

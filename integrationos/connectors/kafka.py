@@ -3,21 +3,35 @@
 As a source it consumes a topic in a consumer group and commits offsets only after the
 engine has put the records durably into the ingest topic (at-least-once; the record's
 topic/partition/offset gives each message a stable id, so re-reads keep their identity).
-As a target each message becomes one JSON record keyed by the message key (or the
-idempotency key), produced by an idempotent, acks=all producer. The producer's delivery
-reports arrive on librdkafka's threads; they are handed to the event loop with
-``call_soon_threadsafe`` so ``write`` awaits durability without blocking the loop.
+Record values are read as JSON, as UTF-8 text (``{"value": text}``) or as Avro binary
+written with the configured schema (no schema registry: the writer schema is the config's
+``avroSchema``); either way the pipeline receives JSON. A value that does not decode is passed
+on as it is, so the pipeline dead-letters it with its original bytes instead of the source
+stalling on it.
+
+As a target each message becomes one JSON record keyed by ``keyExpression`` (JSONata on the
+payload), else the message key, else the idempotency key, with headers from expressions too,
+produced by an idempotent, acks=all producer. The producer's delivery reports arrive on
+librdkafka's threads; they are handed to the event loop with ``call_soon_threadsafe`` so
+``write`` awaits durability without blocking the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import datetime
+import io
+import json
 import logging
 import threading
 import time
+import uuid
+from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
+import fastavro
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -30,6 +44,7 @@ from integrationos.connectors.base import (
     Role,
     SourceRecord,
 )
+from integrationos.connectors.templates import Templates
 from integrationos.settings import Settings
 
 MESSAGE_TIMEOUT_MS = 30_000
@@ -100,12 +115,46 @@ class KafkaConnector(Connector):
                 "default": 3,
                 "description": "Partitions of a topic created by createTopic.",
             },
+            "valueFormat": {
+                "type": "string",
+                "enum": ["json", "string", "avro"],
+                "default": "json",
+                "description": "Source: record values are JSON, UTF-8 text (read as "
+                "{\"value\": text}) or Avro binary written with avroSchema.",
+            },
+            "avroSchema": {
+                "type": "object",
+                "description": "Source: the Avro writer schema of every record (valueFormat "
+                "avro; plain Avro binary, not the schema-registry wire format).",
+            },
+            "keyExpression": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Target: JSONata on the payload giving the record key "
+                "(undefined: the message key, else the idempotency key).",
+            },
+            "headers": {
+                "type": "object",
+                "propertyNames": {"not": {"pattern": "^ios-"}},
+                "additionalProperties": {"type": "string", "minLength": 1},
+                "description": "Target: header name -> JSONata on the payload; a header "
+                "whose expression is undefined is left out.",
+            },
         },
-        "if": {
-            "required": ["securityProtocol"],
-            "properties": {"securityProtocol": {"enum": ["SASL_PLAINTEXT", "SASL_SSL"]}},
-        },
-        "then": {"required": ["saslMechanism"]},
+        "allOf": [
+            {
+                "if": {
+                    "required": ["securityProtocol"],
+                    "properties": {"securityProtocol": {"enum": ["SASL_PLAINTEXT", "SASL_SSL"]}},
+                },
+                "then": {"required": ["saslMechanism"]},
+            },
+            {
+                "if": {"required": ["valueFormat"],
+                       "properties": {"valueFormat": {"const": "avro"}}},
+                "then": {"required": ["avroSchema"]},
+            },
+        ],
     }
     credentials_spec: ClassVar[dict[str, Any]] = {
         "type": "object",
@@ -121,6 +170,20 @@ class KafkaConnector(Connector):
         super().__init__(config, credentials)
         self._producer: _AsyncProducer | None = None
         self._consumer: Consumer | None = None
+        expressions = {f"headers.{name}": expression
+                       for name, expression in config.get("headers", {}).items()}
+        if "keyExpression" in config:
+            expressions["keyExpression"] = config["keyExpression"]
+        self._templates = Templates(expressions)
+        self._avro_schema: Any = None
+        self._problem: str | None = None
+        if config.get("valueFormat") == "avro":
+            try:
+                self._avro_schema = fastavro.parse_schema(config.get("avroSchema"))
+            except Exception as exc:  # fastavro has no common base for schema errors
+                self._problem = f"avroSchema: {type(exc).__name__}: {exc}"
+        if self._templates.problem is not None:
+            self._problem = f"template {self._templates.problem}"
 
     @property
     def topic(self) -> str:
@@ -144,7 +207,16 @@ class KafkaConnector(Connector):
             settings["sasl.password"] = self._credentials.get("password", "")
         return settings
 
+    def _templated_headers(self, payload: Any) -> list[tuple[str, bytes]]:
+        headers = []
+        for name in self.config.get("headers", {}):
+            value = self._templates.text(f"headers.{name}", payload)
+            if value is not None:
+                headers.append((name, value.encode()))
+        return headers
+
     async def write(self, message: OutboundMessage) -> Delivery:
+        self._templates.check()
         if self._producer is not None and self._producer.broken:
             self._producer.abandon()
             self._producer = None
@@ -152,7 +224,9 @@ class KafkaConnector(Connector):
             if self.config.get("createTopic"):
                 await asyncio.to_thread(self._create_topic)
             self._producer = self._new_producer()
-        key = message.key if message.key is not None else message.idempotency_key
+        key = self._templates.text("keyExpression", message.payload)
+        if key is None:
+            key = message.key if message.key is not None else message.idempotency_key
         record = await self._producer.produce(
             self.topic,
             key=key.encode(),
@@ -161,6 +235,7 @@ class KafkaConnector(Connector):
                 ("ios-message-id", message.message_id.encode()),
                 ("ios-idempotency-key", message.idempotency_key.encode()),
                 ("content-type", message.content_type.encode()),
+                *self._templated_headers(message.payload),
             ],
         )
         return Delivery(
@@ -200,6 +275,8 @@ class KafkaConnector(Connector):
 
     async def test(self, timeout: float = 10.0) -> HealthReport:
         started = time.monotonic()
+        if self._problem is not None:
+            return HealthReport("DOWN", 0, self._problem)
         try:
             status, detail = await asyncio.wait_for(
                 asyncio.to_thread(self._check_topic, timeout), timeout + 1
@@ -244,6 +321,8 @@ class KafkaConnector(Connector):
 
     async def poll(self, max_records: int, timeout: float) -> list[SourceRecord]:
         """Consume from the topic; offsets are committed only by ``commit`` (at-least-once)."""
+        if self._problem is not None:
+            raise ConnectorError("KAFKA_BAD_CONFIG", self._problem, retryable=False)
         consumer = self._source_consumer()
         batch = await asyncio.to_thread(consumer.consume, max_records, timeout)
         records = []
@@ -253,12 +332,30 @@ class KafkaConnector(Connector):
                     raise ConnectorError("KAFKA_UNKNOWN_TOPIC",
                                          f"topic {self.topic!r} does not exist", retryable=True)
                 continue  # transient consumer errors are retried by librdkafka itself
+            position = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
             records.append(SourceRecord(
-                key=msg.key(), value=msg.value() or b"",
-                position=f"{msg.topic()}/{msg.partition()}/{msg.offset()}",
+                key=msg.key(), value=self._json_value(msg.value() or b"", position),
+                position=position,
                 headers={k: v or b"" for k, v in (msg.headers() or [])},
             ))
         return records
+
+    def _json_value(self, raw: bytes, position: str) -> bytes:
+        """The value as the JSON the pipeline reads, or ``raw`` if it does not decode."""
+        value_format = self.config.get("valueFormat", "json")
+        if value_format == "json":
+            return raw
+        try:
+            if value_format == "string":
+                decoded: Any = {"value": raw.decode("utf-8")}
+            else:
+                decoded = _read_avro(raw, self._avro_schema)
+            return json.dumps(decoded, ensure_ascii=False, separators=(",", ":"),
+                              allow_nan=False, default=_json_default).encode()
+        except Exception as exc:  # fastavro raises many kinds on bad bytes
+            _log.warning("record %s is not %s (%s: %s); passed on as it is", position,
+                         value_format, type(exc).__name__, exc)
+            return raw
 
     async def commit(self, records: list[SourceRecord]) -> None:
         if not records or self._consumer is None:
@@ -331,6 +428,27 @@ class _AsyncProducer:
         """Stop polling without flushing (after a fatal error nothing more will be sent)."""
         self._stopping.set()
         self._poller.join(1)
+
+
+def _read_avro(raw: bytes, schema: Any) -> Any:
+    """One schemaless Avro datum that uses every byte (left-over bytes mean another schema)."""
+    stream = io.BytesIO(raw)
+    datum = fastavro.schemaless_reader(stream, schema)
+    if stream.tell() != len(raw):
+        raise ValueError(f"{len(raw) - stream.tell()} bytes left over after the datum")
+    return datum
+
+
+def _json_default(value: Any) -> Any:
+    """Avro values JSON has no type for: bytes as base64, times as ISO 8601, decimals and
+    UUIDs as text (a decimal keeps every digit)."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _settle(future: asyncio.Future[Message], outcome: Message | ConnectorError) -> None:

@@ -19,7 +19,9 @@ _TYPES: dict[str, str] = {
     "HTTP": "integrationos.connectors.http:HttpConnector",
     "JDBC": "integrationos.connectors.jdbc:JdbcConnector",
     "KAFKA": "integrationos.connectors.kafka:KafkaConnector",
+    "SALESFORCE": "integrationos.connectors.salesforce:SalesforceConnector",
     "SFTP": "integrationos.connectors.sftp:SftpConnector",
+    "SMTP": "integrationos.connectors.smtp:SmtpConnector",
 }
 
 # jsonschema's own messages quote the offending value; for these validators they only

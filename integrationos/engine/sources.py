@@ -37,6 +37,9 @@ _SOURCE_ID_NAMESPACE = uuid.UUID("0b6f3c1e-5f38-4a0e-8f7e-2f5a0d1c9e42")
 POLL_BATCH = 500
 POLL_TIMEOUT_S = 0.5
 ERROR_BACKOFF_S = 2.0
+# Record headers a source sets that travel with the record: the trace, the payload's type
+# (e.g. XML files) and why a source could not parse a row (application/x-malformed).
+_PASSED_HEADERS = ("traceparent", "ios-content-type", "ios-source-error")
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,8 @@ class SourceRunner:
                 ("ios-message-id", message_id_for(b.integration_id, record).encode()),
                 ("ios-source", f"{b.connector_type.lower()}:{record.position}".encode()),
             ]
-            if "traceparent" in record.headers:
-                headers.append(("traceparent", record.headers["traceparent"]))
+            headers += [(name, record.headers[name]) for name in _PASSED_HEADERS
+                        if name in record.headers]
             pending.append(self._producer.produce(self._ingest_topic, record.key, record.value,
                                                   headers))
         await asyncio.gather(*pending)
@@ -191,7 +194,9 @@ class SourceManager:
 
     def _build(self, binding: SourceBinding) -> Connector:
         config = json.loads(binding.config_json)
-        config.setdefault("consumerGroup", f"{self._prefix}-source-{binding.integration_id}")
+        if "consumerGroup" in registry.connector_class(binding.connector_type).config_spec.get(
+                "properties", {}):
+            config.setdefault("consumerGroup", f"{self._prefix}-source-{binding.integration_id}")
         sealed = sealed_from_text(binding.credentials_sealed)
         credentials = self._vault.open(sealed) if sealed else {}
         return registry.build(binding.connector_type, config, credentials)

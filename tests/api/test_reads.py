@@ -111,7 +111,8 @@ def test_a_message_with_its_history(client, acme):
 def test_connector_types_come_from_the_registry(client):
     body = client.get("/v1/connector-types", headers=ACME).json()
     conforms(body, "ConnectorTypeList")
-    assert [d["type"] for d in body["data"]] == ["HTTP", "JDBC", "KAFKA", "SFTP"]
+    assert [d["type"] for d in body["data"]] == [
+        "HTTP", "JDBC", "KAFKA", "SALESFORCE", "SFTP", "SMTP"]
     assert client.get("/v1/connector-types/sftp", headers=ACME).json()["type"] == "SFTP"
     assert_error(client.get("/v1/connector-types/ftp", headers=ACME), 404, "NOT_FOUND")
 

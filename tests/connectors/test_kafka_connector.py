@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import io
 import json
 import socket
 import time
 import uuid
+from decimal import Decimal
 
+import fastavro
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from integrationos.connectors.base import ConnectorError, Delivery, HealthReport, OutboundMessage
+from integrationos.connectors import registry
+from integrationos.connectors.base import (
+    ConnectorError,
+    Delivery,
+    HealthReport,
+    OutboundMessage,
+    SourceRecord,
+)
 from integrationos.connectors.kafka import KafkaConnector
 
 pytestmark = pytest.mark.broker
@@ -159,3 +170,101 @@ def test_create_topic_makes_a_missing_target_topic_on_first_write(kafka_bootstra
     assert delivery.target == f"kafka:{topic}"
     metadata = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(topic, timeout=10)
     assert len(metadata.topics[topic].partitions) == 2
+
+
+def make_topic(bootstrap: str, name: str, values: list[bytes]) -> str:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=-1)])[name].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for value in values:
+        producer.produce(name, value=value)
+    producer.flush(30)
+    return name
+
+
+def poll_all(config: dict, count: int, timeout: float = 30) -> list[SourceRecord]:
+    async def run() -> list[SourceRecord]:
+        connector = KafkaConnector({**config, "consumerGroup": uuid.uuid4().hex}, {})
+        records: list[SourceRecord] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(records) < count and time.monotonic() < deadline:
+                records += await connector.poll(count, 0.5)
+        finally:
+            await connector.close()
+        return records
+    return asyncio.run(run())
+
+
+ORDER_SCHEMA = {
+    "type": "record", "name": "Order", "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "customer", "type": ["null", "string"]},
+        {"name": "lines", "type": {"type": "array", "items": "string"}},
+        {"name": "blob", "type": "bytes"},
+        {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal",
+                                    "precision": 10, "scale": 2}},
+        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    ],
+}
+
+
+def test_source_reads_string_and_avro_values_as_json(kafka_bootstrap, topic_prefix):
+    strings = make_topic(kafka_bootstrap, f"{topic_prefix}.text", ["olá".encode(), b"\xff\xfe"])
+    records = poll_all({"topic": strings, "bootstrapServers": kafka_bootstrap,
+                        "valueFormat": "string"}, 2)
+    assert [r.value for r in records] == ['{"value":"olá"}'.encode(), b"\xff\xfe"]
+
+    order = {"id": 7, "customer": "Ana", "lines": ["a", "b"], "blob": b"\x00\x01",
+             "amount": Decimal("12.34"),
+             "at": datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.UTC)}
+    encoded = io.BytesIO()
+    fastavro.schemaless_writer(encoded, fastavro.parse_schema(ORDER_SCHEMA), order)
+    truncated = encoded.getvalue()[:3]
+    avro = make_topic(kafka_bootstrap, f"{topic_prefix}.avro", [encoded.getvalue(), truncated])
+    records = poll_all({"topic": avro, "bootstrapServers": kafka_bootstrap,
+                        "valueFormat": "avro", "avroSchema": ORDER_SCHEMA}, 2)
+    assert json.loads(records[0].value) == {
+        "id": 7, "customer": "Ana", "lines": ["a", "b"], "blob": "AAE=", "amount": "12.34",
+        "at": "2024-05-01T12:00:00+00:00"}
+    assert records[1].value == truncated  # undecodable: the pipeline dead-letters it
+
+
+def test_target_key_and_headers_come_from_expressions(kafka_bootstrap, target_topic):
+    config = {"topic": target_topic, "bootstrapServers": kafka_bootstrap,
+              "keyExpression": "$string($.customer.id)",
+              "headers": {"x-region": "$.customer.region", "x-n": "$.n", "x-none": "$.nope"}}
+
+    def outbound(n: int, payload: dict) -> OutboundMessage:
+        return OutboundMessage(message_id=f"msg-{n}", idempotency_key=f"idem-{n}",
+                               tenant="acme", integration_id="int-1", key=None, payload=payload)
+
+    async def run() -> None:
+        connector = KafkaConnector(config, {})
+        try:
+            await connector.write(outbound(1, {"n": 1, "customer": {"id": 42, "region": "eu"}}))
+            await connector.write(outbound(2, {"n": 2}))
+        finally:
+            await connector.close()
+
+    asyncio.run(run())
+    by_id = {dict(r.headers())["ios-message-id"]: r
+             for r in read_back(kafka_bootstrap, target_topic, 2)}
+    first, second = by_id[b"msg-1"], by_id[b"msg-2"]
+    assert first.key() == b"42"
+    assert (dict(first.headers())["x-region"], dict(first.headers())["x-n"]) == (b"eu", b"1")
+    assert "x-none" not in dict(first.headers())
+    assert second.key() == b"idem-2"  # the expression is undefined: the idempotency key
+
+
+def test_bad_templates_and_schemas_fail_before_the_broker() -> None:
+    broken = KafkaConnector({"topic": "x", "bootstrapServers": "127.0.0.1:1",
+                             "keyExpression": '"a" &'}, {})
+    with pytest.raises(ConnectorError) as caught:
+        asyncio.run(broken.write(message(1)))
+    assert (caught.value.code, caught.value.retryable) == ("TEMPLATE_INVALID", False)
+    assert health({"topic": "x", "keyExpression": '"a" &'}).status == "DOWN"
+    schema = health({"topic": "x", "valueFormat": "avro", "avroSchema": {"type": "nope"}})
+    assert schema.status == "DOWN" and schema.detail.startswith("avroSchema: ")
+    violations = registry.validate_config("KAFKA", {"topic": "x", "valueFormat": "avro"}, {})
+    assert [v["field"] for v in violations] == ["/config/avroSchema"]

@@ -18,10 +18,10 @@ def fields(violations: list[dict[str, str]]) -> set[str]:
 
 
 def test_lists_the_registered_types() -> None:
-    assert registry.connector_types() == ["HTTP", "JDBC", "KAFKA", "SFTP"]
+    assert registry.connector_types() == ["HTTP", "JDBC", "KAFKA", "SALESFORCE", "SFTP", "SMTP"]
 
 
-@pytest.mark.parametrize("type_name", ["HTTP", "JDBC", "KAFKA", "SFTP"])
+@pytest.mark.parametrize("type_name", ["HTTP", "JDBC", "KAFKA", "SALESFORCE", "SFTP", "SMTP"])
 def test_every_type_resolves_and_describes_itself(type_name: str) -> None:
     cls = registry.connector_class(type_name)
     assert issubclass(cls, Connector)
@@ -39,7 +39,8 @@ def test_roles_are_listed_sorted_and_sftp_has_none_yet() -> None:
 
 
 def test_unknown_type_is_a_value_error_naming_the_known_ones() -> None:
-    with pytest.raises(UnknownConnectorType, match="known: HTTP, JDBC, KAFKA, SFTP") as caught:
+    known = "known: HTTP, JDBC, KAFKA, SALESFORCE, SFTP, SMTP"
+    with pytest.raises(UnknownConnectorType, match=known) as caught:
         registry.connector_class("FTP")
     assert isinstance(caught.value, ValueError)
     with pytest.raises(UnknownConnectorType):

@@ -68,10 +68,21 @@ async def ingest_message(request: Request) -> Response:
     p, tenant_id, integration_id = platform(request), tenant(request), request.path_params["id"]
     integration = await get_live(p.engine, integrations, "integration", tenant_id,
                                  integration_id)
+    check_accepting(integration)
+    body = await read_body(request, p.settings.max_payload_bytes)
+    return await ingest_body(request, integration_id, body)
+
+
+def check_accepting(integration: Row) -> None:
     if integration.status == "PAUSED":
         raise ApiError(409, "INTEGRATION_PAUSED",
-                       f"integration {integration_id} is paused; resume it to send messages")
-    body = await read_body(request, p.settings.max_payload_bytes)
+                       f"integration {integration.id} is paused; resume it to send messages")
+
+
+async def ingest_body(request: Request, integration_id: str, body: bytes) -> Response:
+    """Put ``body`` in the ingest topic: one message, or one per CSV/fixed-width record.
+    The caller has authenticated the tenant and checked the integration (shared with the
+    signed webhook endpoint)."""
     content_type = request.headers.get("content-type", "application/json")
     kind, _ = media_type(content_type)
     if kind in (CSV_TYPE, FIXED_WIDTH_TYPE):
