@@ -246,7 +246,9 @@ class SftpConnector(Connector):
         reading = self._reading
         if not records or reading is None:
             return
-        reading.done = max(reading.done, _Checkpoint.parse(records[-1].checkpoint or "").row)
+        last = records[-1].checkpoint
+        assert last is not None  # every record of this source carries one
+        reading.done = max(reading.done, _Checkpoint.parse(last).row)
         if reading.complete:
             await self._finish(reading.file)
             self._reading = None
@@ -559,8 +561,8 @@ def _csv(data: bytes, options: dict[str, Any]) -> list[Parsed]:
         if problem is not None:
             parsed.append(_malformed(raw.encode(), problem))
         else:
-            parsed.append((_dump(dict(zip(header or [], fields, strict=True)) if header
-                                 else fields), {}))
+            parsed.append((_dump(dict(zip(header, fields, strict=True)) if header else fields),
+                           {}))
 
 
 # -- connecting -----------------------------------------------------------------------------

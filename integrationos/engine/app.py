@@ -61,6 +61,10 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # A crashed worker's partitions move to the others after this long (Kafka's own
+        # default is 45 s); heartbeats every 3 s keep live workers well inside it.
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
         stream_wait_empty=False,
     )
 

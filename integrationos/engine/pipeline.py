@@ -207,6 +207,10 @@ class _MessageRun:
             self._dead_letter(Failure("ingest", "UNKNOWN_INTEGRATION",
                                       f"integration {self.integration_id} not found", False))
             return
+        source_error = self.record.header("ios-source-error")
+        if source_error:  # the source could not parse this record (e.g. a malformed CSV row)
+            self._dead_letter(Failure("ingest", "SOURCE_RECORD_MALFORMED", source_error, False))
+            return
         content_type = self.record.header("ios-content-type") or "application/json"
         is_json = media_type(content_type)[0] in JSON_TYPES
         if is_json:

@@ -320,7 +320,8 @@ def _set_message(conn: Connection, event: Event, status: str, **values: Any) -> 
 def _message_received(conn: Connection, event: Event) -> None:
     if _record_message_event(conn, event):
         d = event.data
-        _set_message(conn, event, "RECEIVED", source=d["source"], message_key=d["key"],
+        _set_message(conn, event, "RECEIVED", source=d["source"][:400],
+                     message_key=None if d["key"] is None else d["key"][:400],
                      payload_json=d["payloadJson"])
 
 

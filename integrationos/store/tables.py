@@ -116,7 +116,7 @@ messages = Table(
     Column("status", String(20), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("message_key", String(400), nullable=True),
-    Column("source", String(40), nullable=False),
+    Column("source", String(400), nullable=False),
     Column("payload_json", Text, nullable=True),
     Column("output_json", Text, nullable=True),
     Column("last_error_code", String(60), nullable=True),
