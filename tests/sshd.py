@@ -39,7 +39,6 @@ class Sshd:
     host_key: str  # the server's public key as in known_hosts: "ssh-ed25519 AAAA..."
     client_key: str = field(repr=False)  # an authorized private key of USER (OpenSSH PEM)
     root: Path
-    log: Path
     host: str = "127.0.0.1"
     username: str = USER
     password: str = field(default=PASSWORD, repr=False)
@@ -62,10 +61,6 @@ class Sshd:
     def config(self, **extra: object) -> dict[str, object]:
         """A connector config for this server, its host key pinned."""
         return {"host": self.host, "port": self.port, "hostKey": self.host_key, **extra}
-
-
-def ed25519_private_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
 
 
 def openssh_private(key: Ed25519PrivateKey) -> str:
@@ -126,7 +121,7 @@ def sshd() -> Iterator[Sshd]:
     _ensure_user()
     root = Path(tempfile.mkdtemp(prefix="ios-sshd-"))
     root.chmod(0o755)  # USER must reach the directories under it
-    host_key, client_key = ed25519_private_key(), ed25519_private_key()
+    host_key, client_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     keys = root / "keys"
     keys.mkdir(mode=0o700)
     (keys / "host_ed25519").write_text(openssh_private(host_key))
@@ -147,7 +142,7 @@ def sshd() -> Iterator[Sshd]:
     try:
         _wait_for_banner(port, process, log)
         yield Sshd(port, process.pid, openssh_public(host_key), openssh_private(client_key),
-                   root, log)
+                   root)
     finally:
         process.terminate()
         process.wait(10)

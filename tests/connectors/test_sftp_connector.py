@@ -14,6 +14,7 @@ from typing import Any
 
 import paramiko
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from integrationos.connectors.base import (
     ConnectorError,
@@ -22,7 +23,7 @@ from integrationos.connectors.base import (
     SourceRecord,
 )
 from integrationos.connectors.sftp import MALFORMED_TYPE, SftpConnector
-from tests.sshd import Sshd, ed25519_private_key, openssh_private, openssh_public
+from tests.sshd import Sshd, openssh_private, openssh_public
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_up_with_private_key(sshd: Sshd) -> None:
 
 
 def test_host_key_mismatch(sshd: Sshd) -> None:
-    other = openssh_public(ed25519_private_key())
+    other = openssh_public(Ed25519PrivateKey.generate())
     report = health(sshd.config(hostKey=other), password(sshd))
     assert report.status == "DOWN"
     assert report.detail.startswith("host key mismatch: server presents ssh-ed25519 SHA256:")
@@ -148,7 +149,7 @@ def test_wrong_password(sshd: Sshd) -> None:
 
 
 def test_unknown_private_key(sshd: Sshd) -> None:
-    stranger = openssh_private(ed25519_private_key())
+    stranger = openssh_private(Ed25519PrivateKey.generate())
     report = health(sshd.config(), {"username": sshd.username, "privateKey": stranger})
     assert (report.status, report.detail) == ("DOWN", "authentication failed")
 
