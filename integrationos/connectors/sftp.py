@@ -9,8 +9,8 @@ message ids (and idempotency keys); the checkpoint (file, mtime, rows made durab
 restart resume inside the file; and a file is archived or deleted only in ``commit``, once
 all its messages are in Kafka and the checkpoint stored. A crash can repeat rows, never
 skip one. A malformed row (or file) becomes a message of its own, typed
-``application/x-malformed`` with the reason in ``ios-source-error``: the flow cannot decode
-that type, so the message fails at once and is dead-lettered, and the other rows go on.
+``application/x-malformed`` with the reason in ``ios-source-error``: the pipeline
+dead-letters it at once with that reason, and the other rows go on.
 
 Target: each message becomes one file in ``targetPath``, written as ``<name>.part`` and
 renamed into place (OpenSSH's ``posix-rename``, which replaces), so readers never see half

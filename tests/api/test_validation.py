@@ -141,17 +141,24 @@ def test_unknown_references_are_422_naming_each_field(client, seed):
     assert fields(error) == ["/sourceConnectorId", "/targetConnectorId", "/transformationId"]
 
 
-def test_a_connector_that_cannot_be_the_target_is_refused(client, seed):
+def test_a_connector_that_cannot_play_its_role_is_refused(client, seed):
     seed.connector("acme", "con_sftp00000000000000000000", "files", "SFTP",
                    {"host": "sftp.example"})
     seed.connector("acme", "con_inbound00000000000000000", "inbound", "HTTP", {})
-    for target, reason in [("files", "SFTP cannot be a target"), ("inbound", "/config/url")]:
-        response = client.post("/v1/integrations", headers=ACME, json={
-            "name": "i", "sourceConnectorId": "files", "targetConnectorId": target})
-        error = assert_error(response, 422, "VALIDATION_FAILED")
-        assert fields(error) == ["/targetConnectorId"]
-        assert "cannot be the target" in error["details"][0]["message"]
-        assert reason in error["details"][0]["message"]
+    seed.connector("acme", "con_mail0000000000000000000", "mail", "SMTP",
+                   {"host": "smtp.example", "from": "a@b", "to": '"c@d"', "subject": '"s"',
+                    "text": '"t"'})
+    response = client.post("/v1/integrations", headers=ACME, json={
+        "name": "i", "sourceConnectorId": "files", "targetConnectorId": "inbound"})
+    error = assert_error(response, 422, "VALIDATION_FAILED")
+    assert fields(error) == ["/targetConnectorId"]
+    assert "cannot be the target" in error["details"][0]["message"]
+    assert "/config/url" in error["details"][0]["message"]
+    response = client.post("/v1/integrations", headers=ACME, json={
+        "name": "i", "sourceConnectorId": "mail", "targetConnectorId": "files"})
+    error = assert_error(response, 422, "VALIDATION_FAILED")
+    assert fields(error) == ["/sourceConnectorId"]
+    assert "cannot be the source" in error["details"][0]["message"]
 
 
 def test_inline_expressions_of_integrations_are_compiled(client):

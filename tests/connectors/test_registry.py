@@ -33,9 +33,10 @@ def test_every_type_resolves_and_describes_itself(type_name: str) -> None:
     Draft202012Validator.check_schema(described["credentialsSpec"])
 
 
-def test_roles_are_listed_sorted_and_sftp_has_none_yet() -> None:
+def test_roles_are_listed_sorted() -> None:
     assert registry.describe("HTTP")["roles"] == ["source", "target"]
-    assert registry.describe("SFTP")["roles"] == []
+    assert registry.describe("SFTP")["roles"] == ["source", "target"]
+    assert registry.describe("SMTP")["roles"] == ["target"]
 
 
 def test_unknown_type_is_a_value_error_naming_the_known_ones() -> None:
@@ -95,9 +96,10 @@ def test_role_requirements() -> None:
     assert registry.validate_config("HTTP", {}, {}, role="source") == []
     target = registry.validate_config("HTTP", {}, {}, role="target")
     assert fields(target) == {"/config/url"}
-    sftp = registry.validate_config("SFTP", {"host": "h"}, {"username": "u", "password": "p"},
-                                    role="target")
-    assert fields(sftp) == {"/role"}
+    smtp = registry.validate_config("SMTP", {"host": "h", "from": "a@b", "to": '"c@d"',
+                                             "subject": '"s"', "text": '"t"'}, {},
+                                    role="source")
+    assert fields(smtp) == {"/role"}
 
 
 def test_build_returns_a_configured_connector() -> None:

@@ -116,3 +116,38 @@ def test_http_messages_upserted_into_mariadb(api_server, tenant):
         assert conn.execute(text("SELECT name FROM people WHERE id = 'p3'")).scalar_one() \
             == "Renamed"
     db.dispose()
+
+
+def test_sftp_csv_files_upserted_into_postgresql(sshd, api_server, tenant):
+    config, credentials, db = _jdbc(fresh_postgres_database(f"wh_{uuid.uuid4().hex[:8]}"))
+    with db.begin() as conn:
+        conn.execute(text("CREATE TABLE stock (sku text PRIMARY KEY, units integer NOT NULL, "
+                          "message_id text)"))
+    inbox = sshd.directory(f"inbox-{uuid.uuid4().hex[:8]}")
+    (inbox / "stock-1.csv").write_text("sku;units\nA;10\nB;20\nC;oops;extra\n")
+    (inbox / "stock-2.csv").write_text("sku;units\nA;11\nD;40\n")
+    with _client(api_server, tenant) as client:
+        _created(client.post("/v1/connectors", json={
+            "name": "partner-sftp", "type": "SFTP",
+            "config": sshd.config(remotePath=str(inbox), filePattern="*.csv",
+                                  csv={"delimiter": ";"}, pollIntervalSeconds=1),
+            "credentials": {"username": sshd.username, "password": sshd.password}}))
+        _created(client.post("/v1/connectors", json={
+            "name": "warehouse", "type": "JDBC",
+            "config": config | {"table": "stock", "mode": "upsert", "keyColumns": ["sku"]},
+            "credentials": credentials}))
+        trf = _created(client.post("/v1/transformations", json={
+            "name": "stock rows", "expression": '{"sku": sku, "units": $number(units)}',
+            "sourceSchema": {"type": "object", "required": ["sku", "units"]}}))
+        integration = _created(client.post("/v1/integrations", json={
+            "name": "partner stock", "sourceConnectorId": "partner-sftp",
+            "targetConnectorId": "warehouse", "transformationId": trf["id"]}))
+        wait_for(lambda: _status(client, integration["id"])["delivered"] == 4
+                 and _status(client, integration["id"])["deadLettered"] == 1, 120,
+                 "4 rows upserted and the malformed one dead-lettered")
+        wait_for(lambda: sorted(p.name for p in (inbox / "archive").glob("*.csv"))
+                 == ["stock-1.csv", "stock-2.csv"], 30, "both files archived")
+    with db.connect() as conn:
+        rows = dict(conn.execute(text("SELECT sku, units FROM stock")).all())
+    assert rows in ({"A": 11, "B": 20, "D": 40}, {"A": 10, "B": 20, "D": 40})
+    db.dispose()

@@ -132,8 +132,8 @@ def test_sigkill_in_the_middle_of_a_file_loses_no_row(worker, platform_env, sshd
         value, headers = dead.value(), dict(dead.headers())
         assert value == b"1500,c1500@ex.pt,extra"
         assert headers["ios-source-error"] == b"line 1502: 3 fields, the header has 2"
-        assert headers["ios-dlq-code"] == b"DECODE_FAILED"
-        assert [p.name for p in inbox.iterdir()] == ["archive"]
+        assert headers["ios-dlq-code"] == b"SOURCE_RECORD_MALFORMED"
+        wait_for(lambda: [p.name for p in inbox.iterdir()] == ["archive"], 10, "archiving")
         assert [p.name for p in (inbox / "archive").iterdir()] == ["big.csv"]
         with capsys.disabled():
             print(f"\n[sftp crash test] killed with {max(stored)} of {total} rows "

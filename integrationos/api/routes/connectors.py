@@ -94,15 +94,12 @@ def _users(tenant_id: str, connector_id: str) -> Select:
 
 def role_problems(type_name: str, config: dict[str, Any], role: str) -> list[dict[str, str]]:
     """What playing ``role`` requires beyond the config's own spec (e.g. a target HTTP
-    connector needs a url). It depends on the config alone, never on credentials.
-
-    A source whose type cannot poll yet (SFTP) is accepted, as in the seed's quickstart:
-    its messages come in through ``POST /v1/integrations/{id}/messages`` meanwhile.
-    """
+    connector needs a url, an SMTP connector cannot be a source). It depends on the config
+    alone, never on credentials."""
     baseline = validate_config(type_name, config, {})
     return [
         violation for violation in validate_config(type_name, config, {}, role=role)
-        if violation not in baseline and not (role == "source" and violation["field"] == "/role")
+        if violation not in baseline
     ]
 
 
