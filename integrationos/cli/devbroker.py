@@ -152,7 +152,8 @@ class DevBroker:
         if self.pid() is not None and self.answers():
             return f"already running (pid {self.pid()}) on {self.host}:{self.port}"
         if self.pid() is None and self.answers():
-            raise BrokerError(f"another broker already answers on {self.host}:{self.port}")
+            return (f"another broker already answers on {self.host}:{self.port}; using it "
+                    "(it is not ours: `kafka stop` will leave it running)")
         self.fetch()
         self.write_config()
         self.format_storage()
