@@ -140,3 +140,33 @@ def _checkpoint(settings: Settings, integration_id: str) -> dict[str, str] | Non
             source_checkpoints.c.integration_id == integration_id)).first()
     engine.dispose()
     return json.loads(row.checkpoint) if row else None
+
+
+def test_a_worker_killed_mid_poll_loses_no_salesforce_record(salesforce, worker, platform_env,
+                                                             capsys):
+    settings = Settings.from_env()
+    for n in range(1500):
+        salesforce.org.create("Contact", {"LastName": f"K{n}", "Email": f"k{n}@example.com"})
+    target = RecordingTarget()
+    try:
+        configure_flow(settings, target.url)
+        add_salesforce_connector(settings, salesforce, "con_src", {
+            "soql": "SELECT LastName, Email FROM Contact", "pollIntervalSeconds": 1})
+        add_integration(settings, "int_src", "con_src", "con_1", '{"Email": $.Email}')
+        wait_for(lambda: _checkpoint(settings, "int_src") is not None, 90, "a first checkpoint")
+        worker.kill()
+        before = len(target.received)
+        assert before < 1500, "the kill came too late to test anything"
+        worker.start()
+        wait_for(lambda: count_messages(settings, "DELIVERED") == 1500, 240, "every record")
+        by_key: dict[str, set[str]] = {}
+        for r in target.received:
+            by_key.setdefault(r["idempotency_key"], set()).add(r["body"]["Email"])
+        assert {email for emails in by_key.values() for email in emails} == {
+            f"k{n}@example.com" for n in range(1500)}
+        assert len(by_key) == 1500 and all(len(v) == 1 for v in by_key.values())
+        with capsys.disabled():
+            print(f"\n[salesforce source kill] killed after {before} deliveries; "
+                  f"{len(target.received)} deliveries for 1500 records")
+    finally:
+        target.close()
