@@ -15,6 +15,7 @@ from integrationos.api.context import Platform
 from integrationos.api.errors import EXCEPTION_HANDLERS
 from integrationos.api.routes import (
     connectors,
+    dlq,
     environments,
     flows,
     integrations,
@@ -49,6 +50,7 @@ ROUTES = [
     *flows.routes,
     *sandbox.routes,
     *messages.routes,
+    *dlq.routes,
     *webhooks.routes,
     *schemas.routes,
     *lookups.routes,

@@ -38,7 +38,12 @@ async def acked(platform: Platform, delivery: Awaitable[tuple[int, int]]) -> tup
 
 async def commit(platform: Platform, event: Event) -> None:
     """Append ``event`` to the config topic and return once the read model reflects it."""
-    topic = platform.config_topic
+    await commit_to(platform, platform.config_topic, event)
+
+
+async def commit_to(platform: Platform, topic: str, event: Event) -> None:
+    """Append ``event`` to ``topic`` (the partition of its key) and return once the read model
+    reflects it: how writes to the message-events topic (e.g. a discard) are read back."""
     partition, offset = await acked(platform, platform.producer.append(topic, event))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + platform.settings.projection_wait_seconds

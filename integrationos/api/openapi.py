@@ -149,6 +149,26 @@ _MESSAGES = (
               200, "SandboxResult", "SandboxExecute", (400, 404, 409, 413, 422),
               "Validates and transforms exactly as the pipeline does; never delivers."),
 )
+_DLQ = (
+    Operation("listDlq", "GET /v1/dlq", "List dead-lettered messages", 200, "DlqEntryList",
+              errors=(400,),
+              query=(("integrationId", "Only this integration's messages."),
+                     ("code", "Only this error code, e.g. HTTP_400."),
+                     ("from", "Dead-lettered at or after this ISO-8601 time (UTC if no "
+                      "offset)."),
+                     ("to", "Dead-lettered at or before this ISO-8601 time."),
+                     ("q", "Text the error message contains (case-insensitive)."), *_PAGED),
+              description="Oldest first. Discarded messages are not listed."),
+    Operation("getDlqEntry", "GET /v1/dlq/{id}", "Get a dead-lettered message", 200,
+              "DlqMessage",
+              description="The original payload, the transformed output if any, every "
+              "attempt's error in order, the dead-letter reason and the trace context."),
+    Operation("discardDlq", "POST /v1/dlq/discard", "Discard dead-lettered messages", 200,
+              "DlqDiscardResult", "DlqDiscard", (400, 413, 422, 503),
+              "Appends one message.discarded event per message and answers once they are "
+              "applied. Any id not in the tenant's DLQ refuses the whole request (422); "
+              "already discarded ids are accepted. The messages and their history stay."),
+)
 _LOOKUPS = (
     Operation("createLookup", "POST /v1/lookups", "Create a lookup table", 201, "Lookup",
               "LookupCreate", _WRITE,
@@ -222,6 +242,7 @@ TAGS: dict[str, tuple[Operation, ...]] = {
     "Transformations": _TRANSFORMATIONS,
     "Integrations": _INTEGRATIONS,
     "Messages": _MESSAGES,
+    "Dead letters": _DLQ,
     "Lookups": _LOOKUPS,
     "Environments": _ENVIRONMENTS,
     "Schemas": _SCHEMAS,

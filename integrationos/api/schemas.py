@@ -212,6 +212,15 @@ SCHEMA_VALIDATE = _object(
     },
     required=("document",),
 )
+DLQ_DISCARD = _object(
+    {
+        "messageIds": {"type": "array", "minItems": 1, "maxItems": 100, "uniqueItems": True,
+                       "items": {"type": "string", "minLength": 1, "maxLength": 64}},
+        "reason": {"type": "string", "minLength": 1, "maxLength": 2000,
+                   "description": "Why the messages are given up; kept in their history."},
+    },
+    required=("messageIds", "reason"),
+)
 
 REQUEST_SCHEMAS: dict[str, Schema] = {
     "ConnectorCreate": CONNECTOR_CREATE,
@@ -233,6 +242,7 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
                                        "with a header row key,value or key,<col>,...; "
                                        + LOOKUP_ROWS["description"]},
     "EnvironmentVariableSet": VARIABLE_SET,
+    "DlqDiscard": DLQ_DISCARD,
 }
 
 # Responses: documented as closed objects so the tests catch an undocumented field.
@@ -310,7 +320,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "IntegrationList": _list_of("Integration"),
     "IntegrationStatus": _closed({
         "integrationId": _STR, "received": _INT, "transformed": _INT, "delivered": _INT,
-        "failed": _INT, "deadLettered": _INT, "total": _INT,
+        "failed": _INT, "deadLettered": _INT, "discarded": _INT, "total": _INT,
     }),
     "PreviewResult": _closed({
         "result": {"description": "The expression's output (null when undefined or failed)."},
@@ -385,12 +395,41 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "Message": _closed({
         "id": _STR, "integrationId": _OPT_STR,
         "status": {"type": "string", "enum": [
-            "RECEIVED", "TRANSFORMED", "DELIVERED", "FAILED", "DEAD_LETTERED"]},
+            "RECEIVED", "TRANSFORMED", "DELIVERED", "FAILED", "DEAD_LETTERED",
+            "DISCARDED"]},
         "attempts": _INT, "receivedAt": _TIME, "updatedAt": _TIME,
         "payload": {}, "output": {},
         "lastError": {"anyOf": [_closed({"code": _STR, "message": _STR}), {"type": "null"}]},
         "events": {"type": "array", "items": _closed({
             "type": _STR, "occurredAt": _TIME, "data": {"type": "object"},
         })},
+    }),
+    "DlqEntry": _closed({
+        "messageId": _STR, "integrationId": _OPT_STR, "code": _STR, "message": _STR,
+        "stage": _STR, "deadLetteredAt": _TIME, "attempts": _INT,
+    }),
+    "DlqEntryList": _list_of("DlqEntry"),
+    "DlqMessage": _closed({
+        "messageId": _STR, "integrationId": _OPT_STR,
+        "status": {"type": "string", "enum": ["DEAD_LETTERED", "DISCARDED"]},
+        "contentType": _OPT_STR,
+        "payload": {"description": "The payload as received (XML and other text as a string); "
+                    "null when the record never got that far."},
+        "output": {"description": "The transformed payload, null if it was not transformed."},
+        "attempts": {"type": "array", "items": _closed({
+            "attempt": _INT, "stage": _STR, "errorClass": _STR, "code": _STR, "message": _STR,
+            "occurredAt": _TIME,
+        })},
+        "deadLetter": _closed({
+            "stage": _STR, "code": _STR, "message": _STR, "dlqTopic": _STR,
+            "deadLetteredAt": _TIME,
+        }),
+        "discarded": {"anyOf": [_closed({"reason": _STR, "discardedAt": _TIME}),
+                                {"type": "null"}]},
+        "traceparent": _OPT_STR | {"description": "W3C trace context of the message's events."},
+    }),
+    "DlqDiscardResult": _closed({
+        "discarded": {"type": "array", "items": _STR,
+                      "description": "Every id asked for; already discarded ones included."},
     }),
 }

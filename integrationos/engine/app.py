@@ -4,6 +4,8 @@
 - ``project_config`` config topic       -> Projector (configuration tables)
 - ``project_messages`` message events   -> Projector (message status and history)
 - ``project_checkpoints`` source checkpoints -> Projector (where each pull-based source is)
+- ``release_retry-<n>s.v1`` one per delay tier: parked retries back to the ingest topic
+  when due (non-blocking retries)
 - timer ``sync_sources`` keeps a runner per pull-based source (e.g. a Kafka source topic)
   that forwards its records to the ingest topic
 
@@ -15,6 +17,7 @@ after everything the batch produced or projected is durable.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +27,14 @@ from integrationos.engine.pipeline import IngestRecord
 from integrationos.engine.runtime import WorkerRuntime
 from integrationos.settings import Settings
 from integrationos.store.projector import LogRecord
-from integrationos.topics.catalog import CONFIG, INGEST, MESSAGE_EVENTS, SOURCE_CHECKPOINTS
+from integrationos.topics.catalog import (
+    CONFIG,
+    INGEST,
+    MESSAGE_EVENTS,
+    RETRY_TIERS,
+    SOURCE_CHECKPOINTS,
+    TopicSpec,
+)
 
 PIPELINE_BATCH = 500
 PROJECTION_BATCH = 2000
@@ -105,6 +115,31 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
     @app.timer(SOURCE_SYNC_SECONDS)
     async def sync_sources() -> None:
         await runtime.sources.sync()
+
+    ingest_topic = INGEST.name(prefix)
+
+    def retry_tier_agent(tier: TopicSpec) -> None:
+        async def release_when_due(stream: faust.StreamT) -> None:
+            """Wait for each parked record's due time, then put it back on the ingest topic.
+            Records of one tier were parked with the same delay, so they come due in order
+            and waiting for the first never holds back one that is due sooner."""
+            async for events in stream.take_events(PIPELINE_BATCH, within=0.05):
+                pending = []
+                for e in events:
+                    headers = _headers(e.message.headers)
+                    due_ms = int(headers.get("ios-retry-at", b"0") or 0)
+                    wait = due_ms / 1000 - time.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    pending.append(runtime.producer.produce(
+                        ingest_topic, e.message.key, e.message.value or b"",
+                        [(k, v) for k, v in headers.items() if k != "ios-retry-at"]))
+                await asyncio.gather(*pending)
+
+        app.agent(raw_topic(tier.name(prefix)), name=f"release_{tier.suffix}")(release_when_due)
+
+    for tier in RETRY_TIERS:
+        retry_tier_agent(tier)
 
     ready_file = settings.data_dir / f"{settings.worker_id}.ready"
 

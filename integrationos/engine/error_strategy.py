@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass
 
@@ -12,11 +13,24 @@ MAX_ATTEMPTS = 10
 DEFAULT = "RETRY_3_DLQ"
 
 
+INITIAL_DELAY_S = 1.0
+MAX_DELAY_S = 300.0
+MULTIPLIER = 2.0
+JITTER = 0.2
+
+
 @dataclass(frozen=True)
 class ErrorStrategy:
     attempts: int
     dead_letter: bool
     fail_fast: bool = False
+
+    def delay_before(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before ``attempt`` (2, 3, ...): exponential with ±20% jitter,
+        never shorter than the target's Retry-After, never longer than the maximum."""
+        base = min(INITIAL_DELAY_S * MULTIPLIER ** (attempt - 2), MAX_DELAY_S)
+        jittered = base * (1 + random.uniform(-JITTER, JITTER))
+        return min(max(jittered, retry_after or 0.0), MAX_DELAY_S)
 
 
 def parse(text: str) -> ErrorStrategy:

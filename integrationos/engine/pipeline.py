@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from integrationos.engine.lookups import LookupService
 from integrationos.engine.targets import TargetPool
 from integrationos.schemas.payloads import JSON_TYPES, media_type
 from integrationos.topics import event_types as t
+from integrationos.topics.catalog import DEAD_LETTER, MESSAGE_EVENTS, retry_tier_for
 from integrationos.topics.envelope import Event
 from integrationos.topics.producer import LogProducer
 
@@ -37,8 +39,7 @@ log = logging.getLogger(__name__)
 
 _MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c7a52-3b7e-4c55-9a55-6b0d0f0c1e01")
 FIRST_BACKOFF_S = 0.1
-MAX_BACKOFF_S = 2.0
-MAX_RETRY_AFTER_S = 30.0
+MAX_DB_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class IngestRecord:
     def header(self, name: str) -> str | None:
         raw = self.headers.get(name)
         return raw.decode("utf-8", "replace") if raw is not None else None
+
+    @property
+    def attempt(self) -> int:
+        """Which attempt this pass is: 1, or what a retry tier put back (``ios-attempt``)."""
+        given = self.header("ios-attempt")
+        return int(given) if given and given.isdigit() and 0 < int(given) < 100 else 1
 
     @property
     def message_id(self) -> str:
@@ -85,15 +92,15 @@ class Pipeline:
         catalog: FlowCatalog,
         targets: TargetPool,
         lookups: LookupService,
-        events_topic: str,
-        dead_letter_topic: str,
+        topic_prefix: str,
     ) -> None:
         self._producer = producer
         self._catalog = catalog
         self._targets = targets
         self._lookups = lookups
-        self._events_topic = events_topic
-        self._dlq_topic = dead_letter_topic
+        self._prefix = topic_prefix
+        self._events_topic = MESSAGE_EVENTS.name(topic_prefix)
+        self._dlq_topic = DEAD_LETTER.name(topic_prefix)
 
     async def process_batch(self, records: list[IngestRecord]) -> None:
         """Process a batch; return only when everything it produced is durable."""
@@ -120,6 +127,23 @@ class Pipeline:
 
     def emit(self, event: Event, pending: list[asyncio.Future[tuple[int, int]]]) -> None:
         pending.append(self._producer.append(self._events_topic, event))
+
+    def schedule_retry(
+        self, record: IngestRecord, message_id: str, attempt: int, delay_s: float,
+        pending: list[asyncio.Future[tuple[int, int]]],
+    ) -> None:
+        """Park the record on the delay tier that fits ``delay_s``; the tier's agent puts it
+        back on the ingest topic when due. Nothing waits meanwhile."""
+        due_ms = int((time.time() + delay_s) * 1000)
+        headers = [(k, v) for k, v in record.headers.items()
+                   if k not in ("ios-attempt", "ios-retry-at", "ios-message-id")]
+        headers += [
+            ("ios-attempt", str(attempt).encode()),
+            ("ios-retry-at", str(due_ms).encode()),
+            ("ios-message-id", message_id.encode()),
+        ]
+        tier = retry_tier_for(delay_s).name(self._prefix)
+        pending.append(self._producer.produce(tier, record.key, record.value, headers))
 
     def dead_letter(
         self, record: IngestRecord, message_id: str, failure: Failure,
@@ -190,7 +214,7 @@ class _MessageRun:
                 log.warning("read models unavailable (%s); retrying message %s in %.1fs",
                             type(exc.orig).__name__, self.message_id, wait)
                 await asyncio.sleep(wait)
-                wait = min(wait * 2, MAX_RETRY_AFTER_S)
+                wait = min(wait * 2, MAX_DB_WAIT_S)
             except Exception as exc:  # a bad record must never kill the worker
                 log.exception("unexpected error on message %s", self.message_id)
                 self._dead_letter(Failure("pipeline", "INTERNAL_ERROR", repr(exc)[:500],
@@ -223,12 +247,13 @@ class _MessageRun:
         else:  # decoded by the flow against its schema; kept as text in the event
             payload = None
             payload_json = json.dumps(self.record.value.decode("utf-8", "replace"))
-        self._emit(t.MESSAGE_RECEIVED, {
-            "integrationId": view.id,
-            "key": self.record.key.decode("utf-8", "replace") if self.record.key else None,
-            "payloadJson": payload_json, "contentType": content_type,
-            "source": self.record.header("ios-source") or "kafka",
-        })
+        if self.record.attempt == 1:  # a retry is the same message, already received
+            self._emit(t.MESSAGE_RECEIVED, {
+                "integrationId": view.id,
+                "key": self.record.key.decode("utf-8", "replace") if self.record.key else None,
+                "payloadJson": payload_json, "contentType": content_type,
+                "source": self.record.header("ios-source") or "kafka",
+            })
         if view.status != "ACTIVE":
             self._end(view, 1, Failure("ingest", "INTEGRATION_PAUSED",
                                        "integration is paused", False))
@@ -245,32 +270,23 @@ class _MessageRun:
 
     async def _run_flow(self, view: IntegrationView, payload: Any, raw: bytes | None,
                         content_type: str) -> FlowResult | None:
-        """Run the flow, retrying only what may pass later (a lookup source that is down).
+        """Run the flow once; a failure that may pass later (a lookup source that is down)
+        is retried through the delay tiers like a delivery.
 
         A flow that looks tables up may wait on their sources, so it runs on a thread: the
         event loop keeps serving other messages meanwhile."""
         context = self.p.context_for(view)
-        uses_lookups = "$lookup" in (view.flow.expression or "")
-        backoff = FIRST_BACKOFF_S
-        for attempt in range(1, view.strategy.attempts + 1):
-            if uses_lookups:
-                result = await asyncio.to_thread(run_flow, view.flow, payload, context,
-                                                 raw=raw, content_type=content_type)
-            else:
-                result = run_flow(view.flow, payload, context, raw=raw,
-                                  content_type=content_type)
-            if result.status == "SUCCESS":
-                return result
-            first = result.errors[0]
-            failure = Failure(first["stage"], first["code"],
-                              json.dumps(result.errors, ensure_ascii=False)[:2000],
-                              result.retryable)
-            if not failure.retryable or attempt == view.strategy.attempts:
-                self._end(view, attempt, failure)
-                return None
-            self._failed(attempt, failure)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        if "$lookup" in (view.flow.expression or ""):
+            result = await asyncio.to_thread(run_flow, view.flow, payload, context,
+                                             raw=raw, content_type=content_type)
+        else:
+            result = run_flow(view.flow, payload, context, raw=raw, content_type=content_type)
+        if result.status == "SUCCESS":
+            return result
+        first = result.errors[0]
+        self._attempt_failed(view, Failure(
+            first["stage"], first["code"], json.dumps(result.errors, ensure_ascii=False)[:2000],
+            result.retryable))
         return None
 
     async def _deliver(self, view: IntegrationView, result: FlowResult) -> None:
@@ -290,28 +306,29 @@ class _MessageRun:
             key=self.record.key.decode("utf-8", "replace") if self.record.key else None,
             payload=output, content_type=result.content_type, body=result.body,
         )
-        backoff = FIRST_BACKOFF_S
-        for attempt in range(1, view.strategy.attempts + 1):
-            try:
-                connector = await self.p._targets.get(view.target)
-                delivery = await connector.write(message)
-            except ConnectorError as exc:
-                failure = Failure("deliver", exc.code, exc.message, exc.retryable, exc.excerpt,
-                                  exc.retry_after)
-            except NotImplementedError as exc:
-                failure = Failure("deliver", "TARGET_UNSUPPORTED", str(exc), False)
-            else:
-                self._emit(t.MESSAGE_DELIVERED, {"integrationId": view.id, "attempt": attempt,
-                                                 "target": delivery.target,
-                                                 "detail": delivery.detail})
-                return
-            if not failure.retryable or attempt == view.strategy.attempts:
-                self._end(view, attempt, failure)
-                return
-            self._failed(attempt, failure)
-            # The target's Retry-After, if it sent one, within what an in-worker wait allows.
-            await asyncio.sleep(min(max(backoff, failure.retry_after or 0), MAX_RETRY_AFTER_S))
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        try:
+            connector = await self.p._targets.get(view.target)
+            delivery = await connector.write(message)
+        except ConnectorError as exc:
+            self._attempt_failed(view, Failure("deliver", exc.code, exc.message, exc.retryable,
+                                               exc.excerpt, exc.retry_after))
+        except NotImplementedError as exc:
+            self._attempt_failed(view, Failure("deliver", "TARGET_UNSUPPORTED", str(exc), False))
+        else:
+            self._emit(t.MESSAGE_DELIVERED, {"integrationId": view.id,
+                                             "attempt": self.record.attempt,
+                                             "target": delivery.target,
+                                             "detail": delivery.detail})
+
+    def _attempt_failed(self, view: IntegrationView, failure: Failure) -> None:
+        """Retry later through a delay tier, or end here, as the error strategy says."""
+        attempt = self.record.attempt
+        if not failure.retryable or attempt >= view.strategy.attempts:
+            self._end(view, attempt, failure)
+            return
+        self._failed(attempt, failure)
+        delay = view.strategy.delay_before(attempt + 1, failure.retry_after)
+        self.p.schedule_retry(self.record, self.message_id, attempt + 1, delay, self.pending)
 
     def _end(self, view: IntegrationView, attempt: int, failure: Failure) -> None:
         """The last failed attempt: record it, then dead-letter if the strategy says so."""

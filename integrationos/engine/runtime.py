@@ -16,7 +16,6 @@ from integrationos.engine.targets import TargetPool
 from integrationos.settings import Settings
 from integrationos.store.database import open_database
 from integrationos.store.projector import Projector
-from integrationos.topics.catalog import DEAD_LETTER, MESSAGE_EVENTS
 from integrationos.topics.producer import LogProducer
 
 
@@ -44,8 +43,7 @@ class WorkerRuntime:
             FlowCatalog(database),
             targets,
             lookups,
-            events_topic=MESSAGE_EVENTS.name(settings.topic_prefix),
-            dead_letter_topic=DEAD_LETTER.name(settings.topic_prefix),
+            settings.topic_prefix,
         )
         return cls(
             settings=settings,

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Table, delete, insert, select, update
 from integrationos.store.tables import (
     api_keys,
     connectors,
+    dlq_entries,
     environment_variables,
     integrations,
     lookup_rows,
@@ -35,7 +36,7 @@ from integrationos.topics.envelope import Event
 Handler = Callable[[Connection, Event], None]
 _HANDLERS: dict[str, Handler] = {}
 
-TERMINAL_STATUSES = frozenset({"DELIVERED", "DEAD_LETTERED"})
+TERMINAL_STATUSES = frozenset({"DELIVERED", "DEAD_LETTERED", "DISCARDED"})
 
 
 def handles(*types: str) -> Callable[[Handler], Handler]:
@@ -351,6 +352,30 @@ def _message_dead_lettered(conn: Connection, event: Event) -> None:
         d = event.data
         _set_message(conn, event, "DEAD_LETTERED", last_error_code=d["code"],
                      last_error_message=d["message"])
+        attempts = conn.execute(
+            select(messages.c.attempts).where(messages.c.id == d["messageId"])).scalar_one()
+        # A later dead-lettering of the same message (it failed again) reopens the entry.
+        _upsert(conn, dlq_entries, "id", {
+            "id": d["messageId"], "tenant_id": event.tenant, "integration_id": d["integrationId"],
+            "status": "DEAD_LETTERED", "stage": d["stage"], "code": d["code"],
+            "message": d["message"], "dlq_topic": d["dlqTopic"], "attempts": attempts,
+            "traceparent": event.traceparent, "created_at": event.occurred_at_ms,
+            "discarded_at": None, "discard_reason": None,
+        })
+
+
+@handles(t.MESSAGE_DISCARDED)
+def _message_discarded(conn: Connection, event: Event) -> None:
+    """Out of the DLQ listing and the dead-letter count; the message and its history stay."""
+    if _record_message_event(conn, event):
+        d = event.data
+        _set_message(conn, event, "DISCARDED")
+        conn.execute(
+            update(dlq_entries)
+            .where(dlq_entries.c.id == d["messageId"], dlq_entries.c.tenant_id == event.tenant)
+            .values(status="DISCARDED", discarded_at=event.occurred_at_ms,
+                    discard_reason=d["reason"])
+        )
 
 
 def sealed_from_text(text: str | None) -> dict[str, Any] | None:

@@ -137,6 +137,27 @@ message_events = Table(
     Column("data_json", Text, nullable=False),
 )
 
+dlq_entries = Table(
+    "dlq_entries",
+    metadata,
+    # ``id`` is the message id and ``created_at`` the dead-letter time: the names the shared
+    # keyset pagination (api/db.page) orders by.
+    Column("id", String(64), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("integration_id", String(40), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("stage", String(40), nullable=False),
+    Column("code", String(60), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("dlq_topic", String(200), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("traceparent", String(200), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("discarded_at", BigInteger, nullable=True),
+    Column("discard_reason", Text, nullable=True),
+    Index("ix_dlq_entries_listing", "tenant_id", "status", "created_at", "id"),
+)
+
 schemas = Table(
     "schemas",
     metadata,
@@ -214,6 +235,6 @@ projection_offsets = Table(
 
 PROJECTED_TABLES = (
     tenants, api_keys, connectors, transformations, transformation_versions, integrations,
-    messages, message_events, schemas, schema_versions, lookups, lookup_rows,
+    messages, message_events, dlq_entries, schemas, schema_versions, lookups, lookup_rows,
     environment_variables, source_checkpoints,
 )

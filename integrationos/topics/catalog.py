@@ -80,5 +80,33 @@ SOURCE_CHECKPOINTS = TopicSpec(
     ),
 )
 
+RETRY_TIER_SECONDS = (1, 5, 30, 300)
+"""Delay tiers of non-blocking retries: a retry waits in the smallest tier not shorter than
+its backoff (the last tier for longer ones), so later messages never wait behind it."""
+
+
+def _retry_tier(seconds: int) -> TopicSpec:
+    return TopicSpec(
+        suffix=f"retry-{seconds}s.v1",
+        partitions=6,
+        retention_ms=7 * DAY_MS,
+        record=(
+            f"A message waiting up to {seconds} s for its next attempt: the ingest record "
+            "(key, value, headers) with ios-attempt (the next attempt's number) and "
+            "ios-retry-at (epoch ms when it is due); put back on the ingest topic when due."
+        ),
+    )
+
+
+RETRY_TIERS: tuple[TopicSpec, ...] = tuple(_retry_tier(s) for s in RETRY_TIER_SECONDS)
+
+
+def retry_tier_for(delay_s: float) -> TopicSpec:
+    for seconds, spec in zip(RETRY_TIER_SECONDS, RETRY_TIERS, strict=True):
+        if delay_s <= seconds:
+            return spec
+    return RETRY_TIERS[-1]
+
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (CONFIG, INGEST, MESSAGE_EVENTS, DEAD_LETTER,
-                                     SOURCE_CHECKPOINTS)
+                                     SOURCE_CHECKPOINTS, *RETRY_TIERS)

@@ -30,6 +30,7 @@ MESSAGE_TRANSFORMED = "message.transformed"
 MESSAGE_DELIVERED = "message.delivered"
 MESSAGE_FAILED = "message.failed"
 MESSAGE_DEAD_LETTERED = "message.dead_lettered"
+MESSAGE_DISCARDED = "message.discarded"
 
 SCHEMA_VERSION_ADDED = "schema.version_added"
 SCHEMA_DELETED = "schema.deleted"

@@ -192,6 +192,10 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
         [_f("messageId", "string"), _opt("integrationId"), _f("stage", "string"),
          _f("code", "string"), _f("message", "string"), _f("dlqTopic", "string")],
     ),
+    (t.MESSAGE_DISCARDED, 1): _record(
+        "MessageDiscarded",
+        [_f("messageId", "string"), _opt("integrationId"), _f("reason", "string")],
+    ),
     (t.SCHEMA_VERSION_ADDED, 1): _record(
         "SchemaVersionAdded",
         [_f("id", "string"), _f("name", "string"), _f("format", "string"),

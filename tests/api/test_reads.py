@@ -96,7 +96,7 @@ def test_status_counts_messages_by_current_status(client, acme):
     body = client.get(f"/v1/integrations/{INT}/status", headers=ACME).json()
     conforms(body, "IntegrationStatus")
     assert body == {"integrationId": INT, "received": 1, "transformed": 0, "delivered": 0,
-                    "failed": 1, "deadLettered": 0, "total": 2}
+                    "failed": 1, "deadLettered": 0, "discarded": 0, "total": 2}
 
 
 def test_a_message_with_its_history(client, acme):

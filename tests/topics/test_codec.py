@@ -65,6 +65,7 @@ SAMPLES = {
                        "message": "down"},
     t.MESSAGE_DEAD_LETTERED: {"messageId": "m", "integrationId": "i", "stage": "deliver",
                               "code": "HTTP_400", "message": "bad", "dlqTopic": "ios.dlq.v1"},
+    t.MESSAGE_DISCARDED: {"messageId": "m", "integrationId": "i", "reason": "obsolete"},
 }
 
 

@@ -238,7 +238,7 @@ async def resume_integration(request: Request) -> Response:
 
 
 _COUNTED = {"RECEIVED": "received", "TRANSFORMED": "transformed", "DELIVERED": "delivered",
-            "FAILED": "failed", "DEAD_LETTERED": "deadLettered"}
+            "FAILED": "failed", "DEAD_LETTERED": "deadLettered", "DISCARDED": "discarded"}
 
 
 async def integration_status(request: Request) -> Response:

@@ -1,0 +1,72 @@
+"""Non-blocking retries: a target down for a while loses nothing under RETRY_5_DLQ, and
+messages of other flows keep moving while the retries wait in the delay tiers."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from sqlalchemy import select
+
+from integrationos.settings import Settings
+from integrationos.store.database import open_database
+from integrationos.store.tables import messages
+from integrationos.topics import event_types as t
+from integrationos.topics.catalog import CONFIG
+from integrationos.topics.envelope import Event
+from integrationos.topics.producer import LogProducer
+from tests.support import RecordingTarget, configure_flow, ingest, wait_for
+
+OUTAGE_S = 6
+
+
+def _by_integration(settings: Settings, integration_id: str, status: str) -> int:
+    engine = open_database(settings.database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(messages.c.id).where(
+            messages.c.integration_id == integration_id, messages.c.status == status)).all()
+    engine.dispose()
+    return len(rows)
+
+
+def test_an_outage_spanned_by_retries_loses_nothing_and_blocks_no_one(worker, platform_env):
+    settings = Settings.from_env()
+    down, healthy = RecordingTarget(status=503), RecordingTarget()
+    try:
+        configure_flow(settings, down.url, strategy="RETRY_5_DLQ")  # int_1 -> con_1 (down)
+        log = LogProducer(settings.kafka_bootstrap)
+        topic = CONFIG.name(settings.topic_prefix)
+        log.append_sync(topic, Event(t.CONNECTOR_CREATED, "acme", "con_2", {
+            "id": "con_2", "name": "healthy", "connectorType": "HTTP",
+            "configJson": json.dumps({"url": healthy.url}), "credentials": None,
+            "version": 1}))
+        log.append_sync(topic, Event(t.INTEGRATION_CREATED, "acme", "int_2", {
+            "id": "int_2", "name": "other", "environment": "DEV", "sourceConnectorId": None,
+            "targetConnectorId": "con_2", "transformationId": None,
+            "transformationVersion": None, "expression": None,
+            "errorStrategy": "RETRY_5_DLQ", "version": 1}))
+        log.close()
+        time.sleep(1.5)  # the worker's catalog sees int_2
+
+        recover = threading.Timer(OUTAGE_S, lambda: setattr(down, "status", 200))
+        started = time.monotonic()
+        recover.start()
+        values = [json.dumps({"nome_completo": f"R{n} S", "email": f"r{n}@x"}).encode()
+                  for n in range(20)]
+        ingest(settings, values)  # int_1: every first attempt hits the outage
+        ingest(settings, values, integration="int_2")  # the same keys, another flow
+        wait_for(lambda: _by_integration(settings, "int_2", "DELIVERED") == 20, 30,
+                 "the other flow's 20 deliveries")
+        others_done = time.monotonic() - started
+        assert others_done < OUTAGE_S, "the healthy flow waited for the outage"
+
+        wait_for(lambda: _by_integration(settings, "int_1", "DELIVERED") == 20, 60,
+                 "every message of the flow whose target was down")
+        assert _by_integration(settings, "int_1", "DEAD_LETTERED") == 0
+        delivered_keys = {r["idempotency_key"] for r in down.received if r["body"]}
+        assert len(delivered_keys) == 20
+        assert len(down.received) > 20  # the failed attempts reached the target too
+    finally:
+        down.close()
+        healthy.close()
