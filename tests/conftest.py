@@ -212,3 +212,15 @@ def tenant(platform_env: dict[str, str], worker: WorkerProcess) -> tuple[str, st
     created = create_tenant(Settings.from_env(), "Your Tenant", "pro")
     assert created.applied
     return created.tenant_id, created.api_key
+
+
+@pytest.fixture
+def salesforce(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The local Salesforce emulator. Ask for it before ``worker``: the worker copies the
+    environment (the emulator's CA bundle in ``REQUESTS_CA_BUNDLE``) when it starts."""
+    from tests.emulators.salesforce import SalesforceEmulator
+
+    emulator = SalesforceEmulator(tmp_path / "tls").start()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", emulator.ca_file)
+    yield emulator
+    emulator.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from integrationos.connectors.credentials import CredentialsUnreadable, CredentialVault, mask
+from integrationos.store.projections import sealed_from_text
 
 
 def iso(epoch_ms: int) -> str:
@@ -21,18 +21,6 @@ def iso(epoch_ms: int) -> str:
 def _audit(row: Row) -> dict[str, Any]:
     return {"version": row.version, "createdAt": iso(row.created_at),
             "updatedAt": iso(row.updated_at)}
-
-
-def sealed_from_text(text: str | None) -> dict[str, Any] | None:
-    """Inverse of ``store.projections.seal_to_text``: the Avro ``SealedSecret`` again."""
-    if text is None:
-        return None
-    stored = json.loads(text)
-    return {
-        "keyId": stored["keyId"],
-        "nonce": base64.b64decode(stored["nonce"]),
-        "ciphertext": base64.b64decode(stored["ciphertext"]),
-    }
 
 
 def open_credentials(vault: CredentialVault, row: Row) -> dict[str, Any]:

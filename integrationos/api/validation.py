@@ -10,7 +10,6 @@ transformation, serialisation) can overflow the stack.
 from __future__ import annotations
 
 import json
-import math
 import re
 from functools import cache
 from typing import Any
@@ -21,22 +20,11 @@ from starlette.requests import Request
 
 from integrationos.api.context import platform
 from integrationos.api.errors import ApiError
+from integrationos.schemas.payloads import loads_strict
 
 MAX_DEPTH = 64
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _MESSAGE_LIMIT = 200
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    """``1e999`` is valid JSON but overflows to infinity, which JSON cannot carry on."""
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return value
 
 
 def _problem(value: Any) -> str | None:
@@ -86,7 +74,7 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise ApiError(400, "MALFORMED_JSON", "the request body is empty; send a JSON document")
     try:
-        value = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = loads_strict(body)
     except (ValueError, RecursionError) as exc:
         message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)[:100]
         raise ApiError(400, "MALFORMED_JSON", f"the request body is not JSON: {message}") from None

@@ -57,15 +57,22 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _finite(text: str) -> float:
+    """``1e999`` is valid JSON but overflows to infinity, which JSON cannot carry on."""
     value = float(text)
     if math.isinf(value):
         raise ValueError(f"number {text[:20]} is out of range")
     return value
 
 
+def loads_strict(raw: bytes | str) -> Any:
+    """``json.loads`` that refuses what JSON cannot carry on: NaN, Infinity, ``1e999``.
+    Raises ValueError (or RecursionError on absurd nesting)."""
+    return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
+
+
 def _decode_json(raw: bytes) -> DecodeResult:
     try:
-        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
+        value = loads_strict(raw)
     except (ValueError, RecursionError) as exc:
         message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)[:100]
         return DecodeResult(violations=[{"pointer": "/", "message": f"not JSON: {message}"}])

@@ -144,13 +144,15 @@ def _json_schema_problems(schema: dict[str, Any]) -> list[dict[str, str]]:
     except InvalidSchema as exc:
         return [_problem(str(exc)[:300])]
     problems = [_problem(f"cannot resolve $ref {ref[:100]!r}; only references inside the "
-                         "schema are followed") for ref in _unresolvable_refs(schema)]
-    if not problems and _recurses_endlessly(json.dumps(schema)):
+                         "schema are followed") for ref in unresolvable_refs(schema)]
+    if not problems and recurses_endlessly(json.dumps(schema)):
         problems.append(_problem("a $ref cycle that never reaches a value"))
     return problems + records.definition_problems(schema)
 
 
-def _unresolvable_refs(schema: dict[str, Any]) -> list[str]:
+def unresolvable_refs(schema: dict[str, Any]) -> list[str]:
+    """References that do not point inside the schema itself. Nothing is ever fetched, so
+    a remote or dangling ``$ref`` would fail every document; refuse it when saved."""
     spec = DRAFT7 if "draft-07" in str(schema.get("$schema", "")) else DRAFT202012
     resolver = Registry().with_resource("", spec.create_resource(schema)).resolver()
     bad, stack = [], [schema]
@@ -169,7 +171,7 @@ def _unresolvable_refs(schema: dict[str, Any]) -> list[str]:
     return bad
 
 
-def _recurses_endlessly(schema_text: str) -> bool:
+def recurses_endlessly(schema_text: str) -> bool:
     """A ``$ref`` cycle that consumes no input overflows on every document; probing a few
     trivial values finds it before a message does."""
     try:

@@ -5,9 +5,7 @@ ends in a dead letter with a clear code while the others flow."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,19 +13,9 @@ from sqlalchemy import create_engine, text
 
 from integrationos.connectors.jdbc import JdbcConnector
 from tests.conftest import fresh_mariadb_database, fresh_postgres_database, jdbc_settings
-from tests.emulators.salesforce import SalesforceEmulator
 from tests.support import wait_for
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture
-def salesforce(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceEmulator]:
-    """Asked for before the worker, which copies the environment (the CA bundle) at start."""
-    emulator = SalesforceEmulator(tmp_path / "tls").start()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", emulator.ca_file)
-    yield emulator
-    emulator.stop()
 
 
 def _client(base: str, tenant: tuple[str, str]) -> httpx.Client:

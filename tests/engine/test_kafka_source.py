@@ -15,6 +15,24 @@ from integrationos.topics.producer import LogProducer
 from tests.support import RecordingTarget, configure_flow, count_messages, wait_for
 
 
+def read_topic_into_target(settings: Settings, source_topic: str) -> None:
+    """A KAFKA source connector on ``source_topic`` and an integration from it to con_1."""
+    log = LogProducer(settings.kafka_bootstrap)
+    log.append_sync(CONFIG.name(settings.topic_prefix), Event(
+        t.CONNECTOR_CREATED, "acme", "con_src", {
+            "id": "con_src", "name": "orders", "connectorType": "KAFKA",
+            "configJson": json.dumps({"topic": source_topic}), "credentials": None,
+            "version": 1}))
+    log.append_sync(CONFIG.name(settings.topic_prefix), Event(
+        t.INTEGRATION_CREATED, "acme", "int_src", {
+            "id": "int_src", "name": "from kafka", "environment": "DEV",
+            "sourceConnectorId": "con_src", "targetConnectorId": "con_1",
+            "transformationId": None, "transformationVersion": None,
+            "expression": '{"Email": $.email}', "errorStrategy": "RETRY_3_DLQ",
+            "version": 1}))
+    log.close()
+
+
 def test_records_on_a_source_topic_flow_to_the_target(worker, platform_env):
     settings = Settings.from_env()
     source_topic = f"{settings.topic_prefix}.crm-changes"
@@ -30,19 +48,7 @@ def test_records_on_a_source_topic_flow_to_the_target(worker, platform_env):
     target = RecordingTarget()
     try:
         configure_flow(settings, target.url)
-        log = LogProducer(settings.kafka_bootstrap)
-        log.append_sync(CONFIG.name(settings.topic_prefix), Event(
-            t.CONNECTOR_CREATED, "acme", "con_src", {
-                "id": "con_src", "name": "crm", "connectorType": "KAFKA",
-                "configJson": json.dumps({"topic": source_topic}), "credentials": None,
-                "version": 1}))
-        log.append_sync(CONFIG.name(settings.topic_prefix), Event(
-            t.INTEGRATION_CREATED, "acme", "int_src", {
-                "id": "int_src", "name": "from kafka", "environment": "DEV",
-                "sourceConnectorId": "con_src", "targetConnectorId": "con_1",
-                "transformationId": None, "expression": '{"Email": $.email}',
-                "errorStrategy": "RETRY_3_DLQ", "version": 1}))
-        log.close()
+        read_topic_into_target(settings, source_topic)
         for n in range(150, 300):  # and while it runs
             producer.produce(source_topic, key=f"c{n % 5}".encode(),
                              value=json.dumps({"nome_completo": f"S{n} Z", "email": f"s{n}@ex"}))
@@ -71,20 +77,7 @@ def test_a_worker_killed_while_consuming_a_source_topic_loses_nothing(worker, pl
     target = RecordingTarget()
     try:
         configure_flow(settings, target.url)
-        log = LogProducer(settings.kafka_bootstrap)
-        log.append_sync(CONFIG.name(settings.topic_prefix), Event(
-            t.CONNECTOR_CREATED, "acme", "con_src", {
-                "id": "con_src", "name": "orders", "connectorType": "KAFKA",
-                "configJson": json.dumps({"topic": source_topic}), "credentials": None,
-                "version": 1}))
-        log.append_sync(CONFIG.name(settings.topic_prefix), Event(
-            t.INTEGRATION_CREATED, "acme", "int_src", {
-                "id": "int_src", "name": "from kafka", "environment": "DEV",
-                "sourceConnectorId": "con_src", "targetConnectorId": "con_1",
-                "transformationId": None, "transformationVersion": None,
-                "expression": '{"Email": $.email}', "errorStrategy": "RETRY_3_DLQ",
-                "version": 1}))
-        log.close()
+        read_topic_into_target(settings, source_topic)
         wait_for(lambda: len(target.received) >= 300, 120, "the first deliveries")
         worker.kill()
         before = len(target.received)

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from integrationos.connectors.credentials import CredentialVault
@@ -27,15 +24,6 @@ from tests.emulators.salesforce import SalesforceEmulator
 from tests.support import RecordingTarget, configure_flow, count_messages, ingest, wait_for
 
 TO_CONTACT = '{"External_Id__c": $.id, "LastName": $.name, "Email": $.email}'
-
-
-@pytest.fixture
-def salesforce(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceEmulator]:
-    """Request it before ``worker``: the worker copies the environment when it starts."""
-    emulator = SalesforceEmulator(tmp_path / "tls").start()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", emulator.ca_file)
-    yield emulator
-    emulator.stop()
 
 
 def add_salesforce_connector(settings: Settings, emulator: SalesforceEmulator,

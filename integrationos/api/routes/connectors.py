@@ -31,6 +31,7 @@ from integrationos.connectors.registry import (
     connector_types,
     validate_config,
 )
+from integrationos.store.projections import sealed_from_text
 from integrationos.store.tables import connectors, integrations, lookups
 from integrationos.topics import event_types as t
 from integrationos.topics.envelope import Event
@@ -164,7 +165,7 @@ async def update_connector(request: Request) -> Response:
             sealed = p.vault.seal(credentials) if credentials else None
         else:
             credentials = stored_credentials(p, row)
-            sealed = serializers.sealed_from_text(row.credentials_sealed)
+            sealed = sealed_from_text(row.credentials_sealed)
         _check_config(row.connector_type, config, credentials or {})
         await _check_roles_in_use(p, tenant_id, connector_id, row.connector_type, config)
         await _ensure_unique_name(p, tenant_id, name, connector_id)

@@ -37,7 +37,7 @@ from integrationos.api.errors import ApiError, not_found
 from integrationos.api.routing import resource
 from integrationos.api.schemas import LOOKUP_CREATE, LOOKUP_UPDATE
 from integrationos.api.serializers import iso
-from integrationos.api.validation import check, parse_body, read_json, too_large, violations
+from integrationos.api.validation import check, parse_body, read_body, read_json, violations
 from integrationos.engine.lookups import CONFIG_SPECS, CONNECTOR_TYPES, config_problems
 from integrationos.store.tables import connectors, lookup_rows, lookups
 from integrationos.topics import event_types as t
@@ -146,22 +146,10 @@ def _malformed(message: str) -> ApiError:
     return ApiError(400, "MALFORMED_CSV", f"the CSV body is unusable: {message}")
 
 
-async def _read_bytes(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large(limit)
-    return bytes(body)
-
-
 async def _uploaded_rows(request: Request) -> dict[str, Any]:
     media = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if media.lower() in CSV_TYPES:
-        return csv_rows(await _read_bytes(request, MAX_ROWS_BYTES))
+        return csv_rows(await read_body(request, MAX_ROWS_BYTES))
     if media.lower() != "application/json":
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
                        f"send rows as application/json or text/csv, not {media[:60]}")

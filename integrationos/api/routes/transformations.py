@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from referencing import Registry
-from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT202012
 from sqlalchemy import Row, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,7 +20,8 @@ from integrationos.api.routing import resource
 from integrationos.api.schemas import TRANSFORMATION_CREATE, TRANSFORMATION_UPDATE
 from integrationos.api.validation import parse_body
 from integrationos.engine.transform import TransformError, compile_expression
-from integrationos.schemas.json_schema import InvalidSchema, check_schema, violations
+from integrationos.schemas.json_schema import InvalidSchema, check_schema
+from integrationos.schemas.registry import recurses_endlessly, unresolvable_refs
 from integrationos.store.tables import integrations, transformation_versions, transformations
 from integrationos.topics import event_types as t
 from integrationos.topics.envelope import Event
@@ -39,27 +37,6 @@ def compiled(expression: str, field: str = "/expression") -> str:
     return expression
 
 
-def _unresolvable_refs(schema: dict[str, Any]) -> list[str]:
-    """References that do not point inside the schema itself. Nothing is ever fetched, so
-    a remote or dangling ``$ref`` would fail every payload; refuse it when saved."""
-    resolver = Registry().with_resource("", DRAFT202012.create_resource(schema)).resolver()
-    bad, stack = [], [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for key in ("$ref", "$dynamicRef"):
-                ref = node.get(key)
-                if isinstance(ref, str):
-                    try:
-                        resolver.lookup(ref)
-                    except Unresolvable:
-                        bad.append(ref)
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return bad
-
-
 def _schema_text(schema: Any, field: str = "sourceSchema") -> str | None:
     """The JSON text stored for a source or target schema: a registry name as given
     (``name`` or ``name@version``), or a checked inline JSON Schema."""
@@ -69,28 +46,17 @@ def _schema_text(schema: Any, field: str = "sourceSchema") -> str | None:
         except InvalidSchema as exc:
             raise ApiError(422, "VALIDATION_FAILED", f"{field} is not a valid JSON Schema",
                            [{"field": f"/{field}", "message": str(exc)[:300]}]) from None
-        bad = _unresolvable_refs(schema)
+        bad = unresolvable_refs(schema)
         if bad:
             raise ApiError(422, "VALIDATION_FAILED", f"{field} has unresolvable references",
                            [{"field": f"/{field}", "message": f"cannot resolve {ref[:100]!r}"}
                             for ref in bad])
     text = None if schema is None else json.dumps(schema, ensure_ascii=False)
-    if isinstance(schema, dict) and _recurses_endlessly(text):
+    if isinstance(schema, dict) and recurses_endlessly(text):
         raise ApiError(422, "VALIDATION_FAILED", f"{field} refers to itself without end",
                        [{"field": f"/{field}", "message": "a $ref cycle that never reaches "
                          "a value (e.g. {\"$ref\": \"#\"})"}])
     return text
-
-
-def _recurses_endlessly(schema_text: str) -> bool:
-    """A ``$ref`` cycle that consumes no input overflows on every payload; probing a few
-    trivial values finds it before any message does."""
-    try:
-        for probe in (None, {}, [], "", 0):
-            violations(schema_text, probe)
-    except RecursionError:
-        return True
-    return False
 
 
 async def _ensure_unique_name(p: Platform, tenant_id: str, name: str, own_id: str = "") -> None:
