@@ -78,14 +78,20 @@ class FlowCatalog:
         self._ttl = ttl
         self._cache: dict[tuple[str, str], tuple[float, IntegrationView | None]] = {}
 
+    def cached(self, tenant: str, integration_id: str) -> tuple[bool, IntegrationView | None]:
+        """(True, view) when a fresh answer is in memory (the view may be None: no such
+        integration), so the hot path can skip a thread hop; (False, None) otherwise."""
+        hit = self._cache.get((tenant, integration_id))
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return True, hit[1]
+        return False, None
+
     def lookup(self, tenant: str, integration_id: str) -> IntegrationView | None:
-        key = (tenant, integration_id)
-        hit = self._cache.get(key)
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
+        found, view = self.cached(tenant, integration_id)
+        if found:
+            return view
         view = self._load(tenant, integration_id)
-        self._cache[key] = (now, view)
+        self._cache[(tenant, integration_id)] = (time.monotonic(), view)
         return view
 
     def _load(self, tenant: str, integration_id: str) -> IntegrationView | None:

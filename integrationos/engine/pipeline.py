@@ -226,7 +226,10 @@ class _MessageRun:
             self._dead_letter(Failure("ingest", "MISSING_ROUTING",
                                       "record lacks ios-tenant or ios-integration header", False))
             return
-        view = await asyncio.to_thread(self.p._catalog.lookup, self.tenant, self.integration_id)
+        found, view = self.p._catalog.cached(self.tenant, self.integration_id)
+        if not found:  # a database read: off the event loop
+            view = await asyncio.to_thread(self.p._catalog.lookup, self.tenant,
+                                           self.integration_id)
         if view is None:
             self._dead_letter(Failure("ingest", "UNKNOWN_INTEGRATION",
                                       f"integration {self.integration_id} not found", False))
