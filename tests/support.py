@@ -23,6 +23,14 @@ from integrationos.topics.envelope import Event
 from integrationos.topics.producer import LogProducer
 
 
+class _Server(ThreadingHTTPServer):
+    """The standard library's default listen backlog (5) resets connections when a worker
+    delivers hundreds of messages at once; a real target would queue them."""
+
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class RecordingTarget:
     """A real HTTP server on loopback that records every POST it answers."""
 
@@ -63,7 +71,7 @@ class RecordingTarget:
             def log_message(self, *_: Any) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
