@@ -113,6 +113,13 @@ _INTEGRATIONS = (
               "Setting transformationId clears expression and the other way round."),
     Operation("deleteIntegration", "DELETE /v1/integrations/{id}", "Delete an integration",
               204, errors=(503,)),
+    Operation("replayIntegration", "POST /v1/integrations/{id}/replay",
+              "Reprocess what an integration received", 202, "Replay", "StreamReplay",
+              (400, 404, 413, 422, 503),
+              "Reads the ingest topic back from a time or per-partition offsets up to its end "
+              "now (or `to`) and sends each of the integration's messages through its current "
+              "version again under its original id; targets suppress duplicates by the "
+              "idempotency key. Limited by the ingest topic's retention (7 days)."),
     Operation("pauseIntegration", "POST /v1/integrations/{id}/pause", "Pause an integration",
               200, "Integration", errors=(503,),
               description="New messages are refused with 409 INTEGRATION_PAUSED."),
@@ -168,6 +175,18 @@ _DLQ = (
               "Appends one message.discarded event per message and answers once they are "
               "applied. Any id not in the tenant's DLQ refuses the whole request (422); "
               "already discarded ids are accepted. The messages and their history stay."),
+    Operation("replayDlq", "POST /v1/dlq/replay", "Replay dead-lettered messages", 202,
+              "Replay", "DlqReplay", (400, 413, 422, 503),
+              "Sends messages through their integration's current version again, under their "
+              "original ids (so targets see the same idempotency key): a list of ids (all "
+              "must be in the DLQ), or every entry the filter matches now; one message may "
+              "get an edited payload. A message.replay_requested event carried out by a "
+              "worker; answers once recorded. An Idempotency-Key header makes a retried "
+              "request return the same replay (200). A message a running or finished replay "
+              "already sent is skipped."),
+    Operation("getReplay", "GET /v1/dlq/replays/{id}", "Follow a replay", 200, "Replay",
+              description="Progress (total, sent, skipped) and what became of the messages "
+              "sent (delivered, dead-lettered again, in flight)."),
 )
 _LOOKUPS = (
     Operation("createLookup", "POST /v1/lookups", "Create a lookup table", 201, "Lookup",

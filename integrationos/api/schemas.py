@@ -222,6 +222,46 @@ DLQ_DISCARD = _object(
     required=("messageIds", "reason"),
 )
 
+_TIME_TEXT = {"type": "string", "minLength": 1, "maxLength": 64,
+              "description": "ISO-8601 time; UTC when it has no offset."}
+DLQ_REPLAY = _object(
+    {
+        "messageIds": {"type": "array", "minItems": 1, "maxItems": 1000, "uniqueItems": True,
+                       "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                       "description": "These dead-lettered messages (all must be in the DLQ)."},
+        "filter": _object(
+            {
+                "integrationId": {"type": "string", "minLength": 1, "maxLength": 40},
+                "code": {"type": "string", "minLength": 1, "maxLength": 60},
+                "q": {"type": "string", "minLength": 1, "maxLength": 200},
+                "from": _TIME_TEXT,
+                "to": _TIME_TEXT,
+            },
+            description="Every message GET /v1/dlq lists with the same filters when the "
+            "replay is requested.",
+        ),
+        "payload": {"description": "With exactly one messageId: send this payload instead "
+                    "of the original (a string for XML, CSV and other text)."},
+    },
+)
+STREAM_REPLAY = _object(
+    {
+        "from": {
+            "oneOf": [
+                _TIME_TEXT,
+                _object({"offsets": {
+                    "type": "object", "minProperties": 1, "maxProperties": 1000,
+                    "propertyNames": {"pattern": "^[0-9]{1,4}$"},
+                    "additionalProperties": {"type": "integer", "minimum": 0},
+                    "description": "Ingest-topic partition -> first offset; partitions not "
+                    "named start at their beginning."}}, required=("offsets",)),
+            ],
+        },
+        "to": _TIME_TEXT,
+    },
+    required=("from",),
+)
+
 REQUEST_SCHEMAS: dict[str, Schema] = {
     "ConnectorCreate": CONNECTOR_CREATE,
     "ConnectorUpdate": CONNECTOR_UPDATE,
@@ -243,6 +283,8 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
                                        + LOOKUP_ROWS["description"]},
     "EnvironmentVariableSet": VARIABLE_SET,
     "DlqDiscard": DLQ_DISCARD,
+    "DlqReplay": DLQ_REPLAY,
+    "StreamReplay": STREAM_REPLAY,
 }
 
 # Responses: documented as closed objects so the tests catch an undocumented field.
@@ -431,5 +473,25 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "DlqDiscardResult": _closed({
         "discarded": {"type": "array", "items": _STR,
                       "description": "Every id asked for; already discarded ones included."},
+    }),
+    "Replay": _closed({
+        "replayId": _STR,
+        "kind": {"type": "string", "enum": ["DLQ", "STREAM", "PARKED"]},
+        "integrationId": _OPT_STR,
+        "status": {"type": "string", "enum": ["PENDING", "RUNNING", "COMPLETED", "FAILED"]},
+        "total": {"type": ["integer", "null"],
+                  "description": "Messages the replay covers; null until it has started."},
+        "sent": _INT | {"description": "Put back on the ingest topic so far."},
+        "skipped": _INT | {"description": "Asked for but no longer waiting (replayed or "
+                           "discarded meanwhile)."},
+        "outcome": _closed({
+            "delivered": _INT, "deadLettered": _INT, "parked": _INT, "failed": _INT,
+            "discarded": _INT,
+            "inFlight": _INT | {"description": "Sent and not at an end yet."},
+        }),
+        "selection": {"type": "object", "description": "What the request asked for."},
+        "requestedAt": _TIME, "updatedAt": _TIME,
+        "completedAt": {"type": ["string", "null"], "format": "date-time"},
+        "error": _OPT_STR,
     }),
 }

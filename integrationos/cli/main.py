@@ -58,13 +58,11 @@ def _tenants_create(args: argparse.Namespace, settings: Settings) -> int:
 def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from integrationos.store.database import open_database
     from integrationos.store.rebuild import rebuild
-    from integrationos.topics.catalog import CONFIG, MESSAGE_EVENTS, SOURCE_CHECKPOINTS
+    from integrationos.topics.catalog import PROJECTED_TOPICS
 
     engine = open_database(args.database_url or settings.database_url)
-    prefix = settings.topic_prefix
     count = rebuild(engine, settings.kafka_bootstrap,
-                    [CONFIG.name(prefix), MESSAGE_EVENTS.name(prefix),
-                     SOURCE_CHECKPOINTS.name(prefix)])
+                    [spec.name(settings.topic_prefix) for spec in PROJECTED_TOPICS])
     print(f"rebuilt projections from {count} events")
     return 0
 

@@ -6,6 +6,8 @@
 - ``project_checkpoints`` source checkpoints -> Projector (where each pull-based source is)
 - ``release_retry-<n>s.v1`` one per delay tier: parked retries back to the ingest topic
   when due (non-blocking retries)
+- ``project_replays`` / ``run_replays`` replay requests and progress -> Projector (the
+  ``replays`` table) / ReplayRunner (re-sends dead-lettered, parked or past messages)
 - timer ``sync_sources`` keeps a runner per pull-based source (e.g. a Kafka source topic)
   that forwards its records to the ingest topic
 
@@ -27,10 +29,12 @@ from integrationos.engine.pipeline import IngestRecord
 from integrationos.engine.runtime import WorkerRuntime
 from integrationos.settings import Settings
 from integrationos.store.projector import LogRecord
+from integrationos.topics import codec
 from integrationos.topics.catalog import (
     CONFIG,
     INGEST,
     MESSAGE_EVENTS,
+    REPLAYS,
     RETRY_TIERS,
     SOURCE_CHECKPOINTS,
     TopicSpec,
@@ -100,6 +104,19 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
     @app.agent(raw_topic(MESSAGE_EVENTS.name(prefix)), name="project_messages")
     async def project_messages(stream: faust.StreamT) -> None:
         await project(stream, PROJECTION_BATCH, 0.05)
+
+    @app.agent(raw_topic(REPLAYS.name(prefix)), name="project_replays")
+    async def project_replays(stream: faust.StreamT) -> None:
+        await project(stream, PROJECTION_BATCH, 0.01)
+
+    @app.agent(raw_topic(REPLAYS.name(prefix)), name="run_replays")
+    async def run_replays(stream: faust.StreamT) -> None:
+        async for value in stream:
+            try:
+                request = codec.decode(value)
+            except codec.UndecodableEvent:
+                continue  # logged by the projection, which meets the same record
+            await runtime.replays.handle(request)
 
     @app.agent(raw_topic(INGEST.name(prefix)), name="run_pipeline")
     async def run_pipeline(stream: faust.StreamT) -> None:

@@ -250,7 +250,8 @@ class _MessageRun:
         else:  # decoded by the flow against its schema; kept as text in the event
             payload = None
             payload_json = json.dumps(self.record.value.decode("utf-8", "replace"))
-        if self.record.attempt == 1:  # a retry is the same message, already received
+        replayed = self.record.header("ios-replay-id") is not None
+        if self.record.attempt == 1 and not replayed:  # a retry or replay: already received
             self._emit(t.MESSAGE_RECEIVED, {
                 "integrationId": view.id,
                 "key": self.record.key.decode("utf-8", "replace") if self.record.key else None,

@@ -11,6 +11,7 @@ from integrationos.connectors.credentials import CredentialVault
 from integrationos.engine.catalog import FlowCatalog
 from integrationos.engine.lookups import LookupService
 from integrationos.engine.pipeline import Pipeline
+from integrationos.engine.replays import ReplayRunner
 from integrationos.engine.sources import SourceManager
 from integrationos.engine.targets import TargetPool
 from integrationos.settings import Settings
@@ -29,6 +30,7 @@ class WorkerRuntime:
     lookups: LookupService
     sources: SourceManager
     projector: Projector
+    replays: ReplayRunner
     db_writer: ThreadPoolExecutor
 
     @classmethod
@@ -54,6 +56,8 @@ class WorkerRuntime:
             lookups=lookups,
             sources=SourceManager(database, vault, producer, settings.topic_prefix),
             projector=Projector(database),
+            replays=ReplayRunner(database, producer, settings.kafka_bootstrap,
+                                 settings.topic_prefix),
             # One writer thread: projections are applied in log order, off the event loop.
             db_writer=ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector"),
         )
@@ -62,6 +66,7 @@ class WorkerRuntime:
         await self.sources.close()
         await self.targets.close()
         self.lookups.close()
+        self.replays.close()
         self.producer.close()
         self.db_writer.shutdown(wait=True)
         self.database.dispose()

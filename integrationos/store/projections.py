@@ -23,6 +23,7 @@ from integrationos.store.tables import (
     lookups,
     message_events,
     messages,
+    replays,
     schema_versions,
     schemas,
     source_checkpoints,
@@ -376,6 +377,59 @@ def _message_discarded(conn: Connection, event: Event) -> None:
             .values(status="DISCARDED", discarded_at=event.occurred_at_ms,
                     discard_reason=d["reason"])
         )
+
+
+@handles(t.MESSAGE_REPLAYED)
+def _message_replayed(conn: Connection, event: Event) -> None:
+    """The message is on its way through its integration again: whatever it ended as before
+    (delivered, dead-lettered, parked) yields to ``REPLAYING``, and it leaves the DLQ
+    listing. One row per message, so a replayed message is never counted twice."""
+    if not _record_message_event(conn, event):
+        return
+    d = event.data
+    values: dict[str, Any] = {"status": "REPLAYING", "replay_id": d["replayId"],
+                              "updated_at": event.occurred_at_ms}
+    if d.get("payloadJson") is not None:
+        values["payload_json"] = d["payloadJson"]
+    found = conn.execute(update(messages).where(
+        messages.c.id == d["messageId"], messages.c.tenant_id == event.tenant).values(**values))
+    if found.rowcount == 0:
+        _set_message(conn, event, "REPLAYING", source="replay", replay_id=d["replayId"],
+                     payload_json=d.get("payloadJson"))
+    conn.execute(
+        update(dlq_entries)
+        .where(dlq_entries.c.id == d["messageId"], dlq_entries.c.tenant_id == event.tenant,
+               dlq_entries.c.status == "DEAD_LETTERED")
+        .values(status="REPLAYED", replay_id=d["replayId"])
+    )
+
+
+@handles(t.MESSAGE_REPLAY_REQUESTED)
+def _replay_requested(conn: Connection, event: Event) -> None:
+    d = event.data
+    selection = {key: d[key] for key in ("messageIds", "filterJson", "fromJson", "contentType")
+                 if d.get(key)}
+    selection["editedPayload"] = d.get("payloadJson") is not None
+    _upsert(conn, replays, "id", {
+        "id": d["replayId"], "tenant_id": event.tenant, "kind": d["kind"],
+        "integration_id": d.get("integrationId"), "status": "PENDING",
+        "selection_json": json.dumps(selection), "total": None, "sent": 0, "skipped": 0,
+        "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
+    })
+
+
+@handles(t.REPLAY_PROGRESSED, t.REPLAY_COMPLETED)
+def _replay_progressed(conn: Connection, event: Event) -> None:
+    d = event.data
+    values: dict[str, Any] = {"total": d["total"], "sent": d["sent"], "skipped": d["skipped"],
+                              "updated_at": event.occurred_at_ms}
+    if event.type == t.REPLAY_COMPLETED:
+        values |= {"status": d["status"], "error": d.get("error"),
+                   "completed_at": event.occurred_at_ms}
+    else:
+        values["status"] = "RUNNING"
+    conn.execute(update(replays).where(replays.c.id == d["replayId"],
+                                       replays.c.tenant_id == event.tenant).values(**values))
 
 
 def sealed_from_text(text: str | None) -> dict[str, Any] | None:

@@ -123,6 +123,8 @@ messages = Table(
     Column("last_error_message", Text, nullable=True),
     Column("received_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # The replay that last sent the message again (null if never replayed).
+    Column("replay_id", String(40), nullable=True, index=True),
     Index("ix_messages_integration_status", "tenant_id", "integration_id", "status"),
 )
 
@@ -155,7 +157,27 @@ dlq_entries = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("discarded_at", BigInteger, nullable=True),
     Column("discard_reason", Text, nullable=True),
+    Column("replay_id", String(40), nullable=True),
     Index("ix_dlq_entries_listing", "tenant_id", "status", "created_at", "id"),
+)
+
+replays = Table(
+    "replays",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("integration_id", String(40), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("selection_json", Text, nullable=False),
+    Column("total", BigInteger, nullable=True),
+    Column("sent", BigInteger, nullable=False),
+    Column("skipped", BigInteger, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger, nullable=True),
+    Index("ix_replays_tenant", "tenant_id", "created_at", "id"),
 )
 
 schemas = Table(
@@ -236,5 +258,5 @@ projection_offsets = Table(
 PROJECTED_TABLES = (
     tenants, api_keys, connectors, transformations, transformation_versions, integrations,
     messages, message_events, dlq_entries, schemas, schema_versions, lookups, lookup_rows,
-    environment_variables, source_checkpoints,
+    environment_variables, source_checkpoints, replays,
 )

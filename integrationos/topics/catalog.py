@@ -80,6 +80,17 @@ SOURCE_CHECKPOINTS = TopicSpec(
     ),
 )
 
+REPLAYS = TopicSpec(
+    suffix="replays.v1",
+    partitions=1,
+    retention_ms=-1,
+    record=(
+        "Avro envelope of message.replay_requested, replay.progressed and replay.completed; "
+        "key = replay id. One partition: replays run one after another, so a message two "
+        "replays select is sent by the first only. Kept forever: replays are an audit trail."
+    ),
+)
+
 RETRY_TIER_SECONDS = (1, 5, 30, 300)
 """Delay tiers of non-blocking retries: a retry waits in the smallest tier not shorter than
 its backoff (the last tier for longer ones), so later messages never wait behind it."""
@@ -109,4 +120,7 @@ def retry_tier_for(delay_s: float) -> TopicSpec:
 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (CONFIG, INGEST, MESSAGE_EVENTS, DEAD_LETTER,
-                                     SOURCE_CHECKPOINTS, *RETRY_TIERS)
+                                     SOURCE_CHECKPOINTS, REPLAYS, *RETRY_TIERS)
+
+PROJECTED_TOPICS: tuple[TopicSpec, ...] = (CONFIG, MESSAGE_EVENTS, SOURCE_CHECKPOINTS, REPLAYS)
+"""The topics whose events the read models are built from (and rebuilt from)."""

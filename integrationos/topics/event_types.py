@@ -31,6 +31,11 @@ MESSAGE_DELIVERED = "message.delivered"
 MESSAGE_FAILED = "message.failed"
 MESSAGE_DEAD_LETTERED = "message.dead_lettered"
 MESSAGE_DISCARDED = "message.discarded"
+MESSAGE_REPLAY_REQUESTED = "message.replay_requested"
+MESSAGE_REPLAYED = "message.replayed"
+
+REPLAY_PROGRESSED = "replay.progressed"
+REPLAY_COMPLETED = "replay.completed"
 
 SCHEMA_VERSION_ADDED = "schema.version_added"
 SCHEMA_DELETED = "schema.deleted"

@@ -196,6 +196,28 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
         "MessageDiscarded",
         [_f("messageId", "string"), _opt("integrationId"), _f("reason", "string")],
     ),
+    (t.MESSAGE_REPLAY_REQUESTED, 1): _record(
+        "MessageReplayRequested",
+        [_f("replayId", "string"), _f("kind", "string"), _opt("integrationId"),
+         _f("messageIds", {"type": "array", "items": "string"}, []), _opt("filterJson"),
+         _opt("payloadJson"), _opt("contentType"), _opt("fromJson"),
+         _f("requestedAt", "long"), _opt("requestedBy")],
+    ),
+    (t.MESSAGE_REPLAYED, 1): _record(
+        "MessageReplayed",
+        [_f("messageId", "string"), _opt("integrationId"), _f("replayId", "string"),
+         _opt("payloadJson")],
+    ),
+    (t.REPLAY_PROGRESSED, 1): _record(
+        "ReplayProgressed",
+        [_f("replayId", "string"), _f("total", "long"), _f("sent", "long"),
+         _f("skipped", "long")],
+    ),
+    (t.REPLAY_COMPLETED, 1): _record(
+        "ReplayCompleted",
+        [_f("replayId", "string"), _f("status", "string"), _f("total", "long"),
+         _f("sent", "long"), _f("skipped", "long"), _opt("error")],
+    ),
     (t.SCHEMA_VERSION_ADDED, 1): _record(
         "SchemaVersionAdded",
         [_f("id", "string"), _f("name", "string"), _f("format", "string"),

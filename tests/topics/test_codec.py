@@ -66,6 +66,15 @@ SAMPLES = {
     t.MESSAGE_DEAD_LETTERED: {"messageId": "m", "integrationId": "i", "stage": "deliver",
                               "code": "HTTP_400", "message": "bad", "dlqTopic": "ios.dlq.v1"},
     t.MESSAGE_DISCARDED: {"messageId": "m", "integrationId": "i", "reason": "obsolete"},
+    t.MESSAGE_REPLAY_REQUESTED: {
+        "replayId": "rpl_1", "kind": "DLQ", "integrationId": None, "messageIds": ["m"],
+        "filterJson": None, "payloadJson": '{"fixed": true}', "contentType": None,
+        "fromJson": None, "requestedAt": 1_700_000_000_000, "requestedBy": None},
+    t.MESSAGE_REPLAYED: {"messageId": "m", "integrationId": "i", "replayId": "rpl_1",
+                         "payloadJson": None},
+    t.REPLAY_PROGRESSED: {"replayId": "rpl_1", "total": 3, "sent": 1, "skipped": 0},
+    t.REPLAY_COMPLETED: {"replayId": "rpl_1", "status": "COMPLETED", "total": 3, "sent": 2,
+                         "skipped": 1, "error": None},
 }
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -20,35 +19,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from integrationos.api.commands import commit_to
-from integrationos.api.context import platform, tenant
+from integrationos.api.context import Platform, platform, tenant
 from integrationos.api.db import fetch_all, first, listing, page, page_request
 from integrationos.api.errors import ApiError, not_found
 from integrationos.api.routing import resource
 from integrationos.api.schemas import DLQ_DISCARD
 from integrationos.api.serializers import iso
+from integrationos.api.times import epoch_ms
 from integrationos.api.validation import parse_body
+from integrationos.store.dlq_queries import DEAD_LETTERED, DlqFilter, dead_lettered
 from integrationos.store.tables import dlq_entries, message_events
 from integrationos.topics import event_types as t
 from integrationos.topics.catalog import MESSAGE_EVENTS
 from integrationos.topics.envelope import Event
 
-DEAD_LETTERED = "DEAD_LETTERED"
 
-
-def _epoch_ms(request: Request, field: str) -> int | None:
-    """``?from=`` / ``?to=`` as epoch ms; an ISO-8601 time without offset is UTC."""
-    raw = request.query_params.get(field)
-    if raw is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(400, "INVALID_QUERY", f"invalid query parameter {field!r}", [{
-            "field": field, "message": "must be an ISO-8601 time, e.g. 2026-02-01T09:30:00Z",
-        }]) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+def _epoch_ms(query: Mapping[str, Any], field: str, field_prefix: str) -> int | None:
+    raw = query.get(field)
+    return None if raw is None else epoch_ms(raw, field_prefix + field, bool(field_prefix))
 
 
 def _entry(row: Row) -> dict[str, Any]:
@@ -57,22 +45,17 @@ def _entry(row: Row) -> dict[str, Any]:
             "attempts": row.attempts}
 
 
+def dlq_filter(query: Mapping[str, Any], field_prefix: str = "") -> DlqFilter:
+    """The listing's filters from ``query``: the query string, or a replay's ``filter``
+    object (then ``field_prefix`` is its JSON pointer, for error details)."""
+    return DlqFilter(query.get("integrationId"), query.get("code"), query.get("q"),
+                     _epoch_ms(query, "from", field_prefix), _epoch_ms(query, "to", field_prefix))
+
+
 async def list_dlq(request: Request) -> Response:
-    p, tenant_id, query = platform(request), tenant(request), request.query_params
+    p, tenant_id = platform(request), tenant(request)
     wanted = page_request(request)
-    statement = select(dlq_entries).where(dlq_entries.c.tenant_id == tenant_id,
-                                          dlq_entries.c.status == DEAD_LETTERED)
-    if "integrationId" in query:
-        statement = statement.where(dlq_entries.c.integration_id == query["integrationId"])
-    if "code" in query:
-        statement = statement.where(dlq_entries.c.code == query["code"])
-    if "q" in query:
-        statement = statement.where(dlq_entries.c.message.icontains(query["q"], autoescape=True))
-    since, until = _epoch_ms(request, "from"), _epoch_ms(request, "to")
-    if since is not None:
-        statement = statement.where(dlq_entries.c.created_at >= since)
-    if until is not None:
-        statement = statement.where(dlq_entries.c.created_at <= until)
+    statement = dead_lettered(tenant_id, dlq_filter(request.query_params))
     rows, next_cursor = await page(p.engine, dlq_entries, statement, wanted)
     return JSONResponse(listing([_entry(r) for r in rows], next_cursor))
 
@@ -102,6 +85,15 @@ def _detail(entry: Row, events: Sequence[Row]) -> dict[str, Any]:
         "discarded": discarded,
         "traceparent": entry.traceparent,
     }
+
+
+async def received_content_type(p: Platform, tenant_id: str, message_id: str) -> str:
+    """The media type the message arrived as (JSON unless its receipt says otherwise)."""
+    row = await first(p.engine, select(message_events.c.data_json).where(
+        message_events.c.tenant_id == tenant_id, message_events.c.message_id == message_id,
+        message_events.c.event_type == t.MESSAGE_RECEIVED))
+    return "application/json" if row is None else (
+        json.loads(row.data_json).get("contentType") or "application/json")
 
 
 async def get_dlq_entry(request: Request) -> Response:

@@ -21,6 +21,7 @@ from integrationos.api.context import Platform, new_id, platform, tenant
 from integrationos.api.db import fetch_all, first, get_live, listing, live, page, page_request
 from integrationos.api.errors import ApiError
 from integrationos.api.routes.connectors import role_problems
+from integrationos.api.routes.replays import release_parked
 from integrationos.api.routes.transformations import compiled, find_version
 from integrationos.api.routing import resource
 from integrationos.api.schemas import INTEGRATION_CREATE, INTEGRATION_UPDATE
@@ -234,7 +235,10 @@ async def pause_integration(request: Request) -> Response:
 
 
 async def resume_integration(request: Request) -> Response:
-    return await _set_run_state(request, t.INTEGRATION_RESUMED, "ACTIVE")
+    """Resume, then release what was parked while paused (a replay, oldest first)."""
+    response = await _set_run_state(request, t.INTEGRATION_RESUMED, "ACTIVE")
+    await release_parked(platform(request), tenant(request), request.path_params["id"])
+    return response
 
 
 _COUNTED = {"RECEIVED": "received", "TRANSFORMED": "transformed", "DELIVERED": "delivered",
