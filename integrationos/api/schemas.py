@@ -438,7 +438,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         "id": _STR, "integrationId": _OPT_STR,
         "status": {"type": "string", "enum": [
             "RECEIVED", "TRANSFORMED", "DELIVERED", "FAILED", "DEAD_LETTERED",
-            "DISCARDED"]},
+            "DISCARDED", "REPLAYING"]},
         "attempts": _INT, "receivedAt": _TIME, "updatedAt": _TIME,
         "payload": {}, "output": {},
         "lastError": {"anyOf": [_closed({"code": _STR, "message": _STR}), {"type": "null"}]},
@@ -453,7 +453,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "DlqEntryList": _list_of("DlqEntry"),
     "DlqMessage": _closed({
         "messageId": _STR, "integrationId": _OPT_STR,
-        "status": {"type": "string", "enum": ["DEAD_LETTERED", "DISCARDED"]},
+        "status": {"type": "string", "enum": ["DEAD_LETTERED", "DISCARDED", "REPLAYED"]},
         "contentType": _OPT_STR,
         "payload": {"description": "The payload as received (XML and other text as a string); "
                     "null when the record never got that far."},

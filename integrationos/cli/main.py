@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from integrationos.cli import dlq
 from integrationos.settings import Settings
 
 
@@ -129,6 +130,8 @@ def parser() -> argparse.ArgumentParser:
     rotate.add_argument("--retire", action="store_true",
                         help="then drop the old keys from the key file")
     rotate.set_defaults(run=_keys_rotate)
+
+    dlq.add_parser(sub)
 
     topics = sub.add_parser("topics", help="create the declared topics")
     topics.add_argument("action", choices=["create"])

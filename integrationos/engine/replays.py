@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 
 CATCH_UP_TIMEOUT_S = 60.0
 CATALOG_SETTLE_S = 2.0
-"""A resumed integration is seen as active by every worker's catalog (1 s cache) after this
-long; parked messages released sooner would only be parked again."""
+"""Every worker's catalog (a 1 s cache) sees the integration as it was when the replay was
+requested after this long: sent sooner, a message could meet the version it failed with
+(or a resumed integration still paused) and end as before."""
 
 
 class ReplayRunner:
@@ -73,6 +74,8 @@ class ReplayRunner:
             return  # seen again after a crash or rebalance: it already ran to the end
         progress = _Progress()
         try:
+            settle = CATALOG_SETTLE_S - (time.time() * 1000 - request.data["requestedAt"]) / 1000
+            await asyncio.sleep(max(settle, 0.0))
             await self._wait_for_projection()
             if request.data["kind"] == "STREAM":
                 await self._replay_stream(request, progress)
@@ -87,9 +90,6 @@ class ReplayRunner:
 
     async def _replay_selected(self, request: Event, progress: _Progress) -> None:
         d = request.data
-        if d["kind"] == "PARKED":
-            settle = CATALOG_SETTLE_S - (time.time() * 1000 - d["requestedAt"]) / 1000
-            await asyncio.sleep(max(settle, 0.0))
         selection = await asyncio.to_thread(self._select, request)
         progress.start(selection)
         await self._report(request, t.REPLAY_PROGRESSED, progress.counts())

@@ -3,6 +3,8 @@ the detail of an entry, discards (validation, and their projection), tenant isol
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from integrationos.topics import event_types as t
@@ -155,3 +157,68 @@ def test_a_discard_leaves_the_listing_and_the_depth_but_keeps_the_history(client
     # discarding it again is accepted and appends nothing (no broker here to append to)
     assert client.post("/v1/dlq/discard", headers=ACME, json={
         "messageIds": ["msg_1"], "reason": "again"}).json() == {"discarded": ["msg_1"]}
+
+
+@pytest.mark.parametrize("body", [
+    {},
+    {"messageIds": []},
+    {"messageIds": ["msg_1"], "filter": {"code": "HTTP_400"}},
+    {"messageIds": ["msg_nope"]},
+    {"messageIds": ["msg_g"]},  # another tenant's
+    {"messageIds": ["msg_1", "msg_2"], "payload": {"email": "x@ex.pt"}},
+    {"filter": {"code": "HTTP_400"}, "payload": {"email": "x@ex.pt"}},
+    {"filter": {"from": "yesterday"}},
+    {"filter": {"colour": "red"}},
+])
+def test_a_replay_request_is_validated(client, dlq, body):
+    error = assert_error(client.post("/v1/dlq/replay", headers=ACME, json=body), 422,
+                         "VALIDATION_FAILED")
+    assert error["details"]
+
+
+def test_a_filter_that_matches_nothing_is_refused(client, dlq):
+    assert_error(client.post("/v1/dlq/replay", headers=ACME,
+                             json={"filter": {"code": "HTTP_503"}}), 422, "NOTHING_TO_REPLAY")
+
+
+def test_a_valid_replay_request_without_a_broker_is_503_not_500(client, dlq):
+    assert_error(client.post("/v1/dlq/replay", headers=ACME, json={"messageIds": ["msg_1"]}),
+                 503, "LOG_UNAVAILABLE")
+
+
+def test_a_replay_is_followed_through_its_events(client, dlq):
+    """Requested, progressed, then what became of each message it sent."""
+    replay_id = "rpl_0123456789abcdef01234567"
+    requested = Event(t.MESSAGE_REPLAY_REQUESTED, "acme", replay_id, {
+        "replayId": replay_id, "kind": "DLQ", "integrationId": INT_A, "messageIds": [],
+        "filterJson": json.dumps({"integrationId": INT_A}), "payloadJson": None,
+        "contentType": None, "fromJson": None, "requestedAt": T0 + 9 * MINUTE,
+        "requestedBy": None}, occurred_at_ms=T0 + 9 * MINUTE)
+    dlq.apply(requested, topic="tapi.replays.v1")
+    pending = client.get(f"/v1/dlq/replays/{replay_id}", headers=ACME)
+    assert pending.status_code == 200
+    conforms(pending.json(), "Replay")
+    assert (pending.json()["status"], pending.json()["total"]) == ("PENDING", None)
+
+    replayed = [Event(t.MESSAGE_REPLAYED, "acme", m, {
+        "messageId": m, "integrationId": INT_A, "replayId": replay_id, "payloadJson": None},
+        occurred_at_ms=T0 + 10 * MINUTE) for m in ("msg_1", "msg_2")]
+    delivered = Event(t.MESSAGE_DELIVERED, "acme", "msg_1", {
+        "messageId": "msg_1", "integrationId": INT_A, "attempt": 1, "target": "http",
+        "detail": "200"}, occurred_at_ms=T0 + 11 * MINUTE)
+    dlq.message_events(*replayed, *replayed, delivered)  # re-delivered: applied once
+    dlq.apply(Event(t.REPLAY_COMPLETED, "acme", replay_id, {
+        "replayId": replay_id, "status": "COMPLETED", "total": 2, "sent": 2, "skipped": 0,
+        "error": None}, occurred_at_ms=T0 + 12 * MINUTE), topic="tapi.replays.v1")
+
+    replay = client.get(f"/v1/dlq/replays/{replay_id}", headers=ACME).json()
+    conforms(replay, "Replay")
+    assert (replay["status"], replay["total"], replay["sent"]) == ("COMPLETED", 2, 2)
+    assert replay["outcome"] == {"delivered": 1, "deadLettered": 0, "parked": 0, "failed": 0,
+                                 "discarded": 0, "inFlight": 1}
+    assert replay["completedAt"] == "2026-01-01T00:12:00.000Z"
+    assert _ids(client) == ["msg_3"]  # both left the DLQ listing when replayed
+    assert client.get("/v1/dlq/msg_2", headers=ACME).json()["status"] == "REPLAYED"
+    status = client.get(f"/v1/integrations/{INT_A}/status", headers=ACME).json()
+    assert (status["delivered"], status["deadLettered"], status["total"]) == (1, 0, 2)
+    assert client.get(f"/v1/dlq/replays/{replay_id}", headers=GLOBEX).status_code == 404

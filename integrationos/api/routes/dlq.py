@@ -69,7 +69,7 @@ def _detail(entry: Row, events: Sequence[Row]) -> dict[str, Any]:
     transformed = by_type.get(t.MESSAGE_TRANSFORMED, [None])[-1]
     failures = sorted(by_type.get(t.MESSAGE_FAILED, []), key=lambda f: f["attempt"])
     discarded = None
-    if entry.status != DEAD_LETTERED:
+    if entry.status == "DISCARDED":
         discarded = {"reason": entry.discard_reason or "", "discardedAt": iso(entry.discarded_at)}
     return {
         "messageId": entry.id,
