@@ -272,7 +272,8 @@ async def integration_status(request: Request) -> Response:
     """How many of the integration's messages are in each status right now, and why the
     integration is paused if it is."""
     p, tenant_id, integration_id = platform(request), tenant(request), request.path_params["id"]
-    row = await get_live(p.engine, integrations, "integration", tenant_id, integration_id)
+    integration = await get_live(p.engine, integrations, "integration", tenant_id,
+                                 integration_id)
     rows = await fetch_all(p.engine, select(messages.c.status, func.count().label("n")).where(
         messages.c.tenant_id == tenant_id, messages.c.integration_id == integration_id,
     ).group_by(messages.c.status))
@@ -282,7 +283,8 @@ async def integration_status(request: Request) -> Response:
             counts[_COUNTED[row.status]] = row.n
     total = sum(row.n for row in rows)
     return JSONResponse({"integrationId": integration_id, **counts, "total": total,
-                         "status": row.status, "pausedReason": serializers.paused_reason(row)})
+                         "status": integration.status,
+                         "pausedReason": serializers.paused_reason(integration)})
 
 
 routes = [
