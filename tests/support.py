@@ -6,17 +6,19 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from sqlalchemy import func, select
 
 from integrationos.connectors.credentials import CredentialVault
 from integrationos.settings import Settings
 from integrationos.store.database import open_database
 from integrationos.store.tables import integrations, messages
+from integrationos.topics import codec
 from integrationos.topics import event_types as t
 from integrationos.topics.catalog import CONFIG, INGEST
 from integrationos.topics.envelope import Event
@@ -44,13 +46,15 @@ class RecordingTarget:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = target.status
                 with target._lock:
                     target.received.append({
                         "idempotency_key": self.headers.get("Idempotency-Key"),
                         "authorization": self.headers.get("Authorization"),
                         "body": json.loads(body),
+                        "status": status,  # what this request was answered
                     })
-                self.send_response(target.status)
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -112,7 +116,7 @@ MAPPING = '{"FirstName": $substringBefore($.nome_completo, " "), "Email": $.emai
 
 
 def configure_flow(settings: Settings, target_url: str, strategy: str = "RETRY_3_DLQ",
-                   expression: str = MAPPING) -> None:
+                   expression: str = MAPPING, backoff: dict[str, Any] | None = None) -> None:
     """Append a connector and an integration to the config log; wait until projected."""
     vault = CredentialVault.from_settings(settings)
     producer = LogProducer(settings.kafka_bootstrap)
@@ -125,7 +129,7 @@ def configure_flow(settings: Settings, target_url: str, strategy: str = "RETRY_3
     producer.append_sync(topic, Event(t.INTEGRATION_CREATED, "acme", "int_1", {
         "id": "int_1", "name": "flow", "environment": "DEV", "sourceConnectorId": None,
         "targetConnectorId": "con_1", "transformationId": None, "expression": expression,
-        "errorStrategy": strategy, "version": 1,
+        "errorStrategy": strategy, "backoff": backoff, "version": 1,
     }))
     producer.close()
     engine = open_database(settings.database_url)
@@ -148,3 +152,27 @@ def ingest(settings: Settings, values: list[bytes], integration: str = "int_1",
                          value=value, headers=headers)
         producer.poll(0)
     producer.flush(30)
+
+
+def config_events(settings: Settings, type_: str) -> list[Event]:
+    """Every event of ``type_`` on the config topic so far, in log order."""
+    topic = CONFIG.name(settings.topic_prefix)
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
+                         "group.id": f"check-{uuid.uuid4().hex}", "enable.auto.commit": False})
+    try:
+        _, end = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        found, position, deadline = [], 0, time.monotonic() + 30
+        while position < end:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to offset {end}")
+            record = consumer.poll(1.0)
+            if record is None or record.error():
+                continue
+            position = record.offset() + 1
+            event = codec.decode(record.value())
+            if event.type == type_:
+                found.append(event)
+        return found
+    finally:
+        consumer.close()

@@ -102,7 +102,8 @@ _INTEGRATIONS = (
     Operation("createIntegration", "POST /v1/integrations", "Create an integration", 201,
               "Integration", "IntegrationCreate", _WRITE,
               "sourceConnectorId and targetConnectorId take a connector id or name; give "
-              "transformationId or an inline expression, not both."),
+              "transformationId or an inline expression, not both. backoff sets the delays "
+              "between attempts (maxDelayMs at least initialDelayMs, else 422)."),
     Operation("listIntegrations", "GET /v1/integrations", "List integrations", 200,
               "IntegrationList", errors=(400,),
               query=(("environment", "Only integrations of DEV, QA or PROD."), *_PAGED)),
@@ -122,11 +123,14 @@ _INTEGRATIONS = (
               "idempotency key. Limited by the ingest topic's retention (7 days)."),
     Operation("pauseIntegration", "POST /v1/integrations/{id}/pause", "Pause an integration",
               200, "Integration", errors=(503,),
-              description="New messages are refused with 409 INTEGRATION_PAUSED."),
+              description="New messages are refused with 409 INTEGRATION_PAUSED; those "
+              "already on their way (ingest topic, sources, retries) are PARKED. The pause's "
+              "reason is USER (FAIL_FAST when the worker paused it)."),
     Operation("resumeIntegration", "POST /v1/integrations/{id}/resume",
               "Resume an integration", 200, "Integration", errors=(503,)),
     Operation("getIntegrationStatus", "GET /v1/integrations/{id}/status",
-              "Count an integration's messages by status", 200, "IntegrationStatus"),
+              "Count an integration's messages by status", 200, "IntegrationStatus",
+              description="With the run status and, while PAUSED, the pause's reason."),
     Operation("createFlow", "POST /v1/flows", "Create a flow (short form)", 201,
               "Integration", "FlowCreate", _WRITE,
               "source and target take a connector id, a name, or a type such as sftp when "

@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from integrationos.engine.error_strategy import (
+    DEFAULT_BACKOFF,
+    MAX_DELAY_MS,
+    MAX_MULTIPLIER,
+    MIN_DELAY_MS,
+    MIN_MULTIPLIER,
+)
+
 Schema = dict[str, Any]
 
 ERROR_STRATEGY_PATTERN = r"^(RETRY_([1-9]|10)(_DLQ)?|DLQ|FAIL_FAST)$"
@@ -61,6 +69,27 @@ ERROR_STRATEGY: Schema = {
     "x-message": "must be RETRY_<n>_DLQ, RETRY_<n> (1 <= n <= 10), DLQ or FAIL_FAST",
     "default": "RETRY_3_DLQ",
 }
+_DELAY_MS: Schema = {"type": "integer", "minimum": MIN_DELAY_MS, "maximum": MAX_DELAY_MS,
+                     "x-message": f"must be an integer of {MIN_DELAY_MS}..{MAX_DELAY_MS} "
+                     "(milliseconds)"}
+BACKOFF: Schema = _object(
+    {
+        "initialDelayMs": _DELAY_MS | {"default": DEFAULT_BACKOFF.initial_ms,
+                                       "description": "Delay before the second attempt."},
+        "maxDelayMs": _DELAY_MS | {"default": DEFAULT_BACKOFF.max_ms,
+                                   "description": "No delay is longer (a target's Retry-After "
+                                   "may be, up to one hour). At least initialDelayMs."},
+        "multiplier": {"type": "number", "minimum": MIN_MULTIPLIER,
+                       "maximum": MAX_MULTIPLIER, "default": DEFAULT_BACKOFF.multiplier,
+                       "x-message": f"must be a number of {MIN_MULTIPLIER:g}..{MAX_MULTIPLIER:g}",
+                       "description": "Each delay is the previous one times this."},
+    },
+    # Not anyOf with null: a bad field inside must be reported at its own pointer.
+    type=["object", "null"],
+    description="Delays between attempts: initialDelayMs * multiplier^(attempt - 2), at most "
+    "maxDelayMs, ±20 % jitter. Omitted fields take these defaults; null (or no backoff): the "
+    "platform defaults.",
+)
 ENVIRONMENT: Schema = {"type": "string", "enum": ENVIRONMENTS, "default": "DEV"}
 RESOURCE_ID: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
 
@@ -105,6 +134,7 @@ INTEGRATION_CREATE = _object(
         "transformationVersion": TRANSFORMATION_VERSION,
         "expression": EXPRESSION,
         "errorStrategy": ERROR_STRATEGY,
+        "backoff": BACKOFF,
     },
     required=("name",),
 )
@@ -117,6 +147,8 @@ INTEGRATION_UPDATE = _object(
         "transformationVersion": TRANSFORMATION_VERSION,
         "expression": _nullable(EXPRESSION),
         "errorStrategy": ERROR_STRATEGY,
+        "backoff": BACKOFF | {"description": "Replaces the whole backoff (omitted fields take "
+                              "the defaults); null: the platform defaults."},
     },
     minProperties=1,
 )
@@ -130,6 +162,7 @@ FLOW_CREATE = _object(
         "transformationId": RESOURCE_ID,
         "environment": ENVIRONMENT,
         "errorStrategy": ERROR_STRATEGY,
+        "backoff": BACKOFF,
     },
     required=("source", "target"),
 )
@@ -357,12 +390,27 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         "sourceConnectorId": _OPT_STR, "targetConnectorId": _OPT_STR,
         "transformationId": _OPT_STR,
         "transformationVersion": {"type": ["integer", "null"]}, "expression": _OPT_STR,
-        "errorStrategy": _STR, **_AUDIT,
+        "errorStrategy": _STR,
+        "backoff": {"anyOf": [_closed({"initialDelayMs": _INT, "maxDelayMs": _INT,
+                                       "multiplier": {"type": "number"}}), {"type": "null"}],
+                    "description": "The integration's own; null: the platform defaults "
+                    "(1000, 300000, 2)."},
+        **_AUDIT,
     }),
     "IntegrationList": _list_of("Integration"),
     "IntegrationStatus": _closed({
         "integrationId": _STR, "received": _INT, "transformed": _INT, "delivered": _INT,
-        "failed": _INT, "deadLettered": _INT, "discarded": _INT, "total": _INT,
+        "failed": _INT, "deadLettered": _INT, "discarded": _INT,
+        "parked": _INT | {"description": "Held while the integration is paused; sent again "
+                          "when it is resumed."},
+        "total": _INT,
+        "status": {"type": "string", "enum": ["ACTIVE", "PAUSED"]},
+        "pausedReason": {"anyOf": [_closed({
+            "reason": {"type": "string", "enum": ["USER", "FAIL_FAST"]},
+            "messageId": _OPT_STR | {"description": "FAIL_FAST: the message that failed."},
+            "code": _OPT_STR, "message": _OPT_STR, "at": _TIME,
+        }), {"type": "null"}], "description": "Why the integration is paused; null while "
+            "ACTIVE."},
     }),
     "PreviewResult": _closed({
         "result": {"description": "The expression's output (null when undefined or failed)."},
@@ -438,7 +486,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         "id": _STR, "integrationId": _OPT_STR,
         "status": {"type": "string", "enum": [
             "RECEIVED", "TRANSFORMED", "DELIVERED", "FAILED", "DEAD_LETTERED",
-            "DISCARDED", "REPLAYING"]},
+            "DISCARDED", "REPLAYING", "PARKED"]},
         "attempts": _INT, "receivedAt": _TIME, "updatedAt": _TIME,
         "payload": {}, "output": {},
         "lastError": {"anyOf": [_closed({"code": _STR, "message": _STR}), {"type": "null"}]},

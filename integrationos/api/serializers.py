@@ -87,8 +87,25 @@ def integration(row: Row) -> dict[str, Any]:
         "transformationVersion": row.transformation_version,
         "expression": row.expression,
         "errorStrategy": row.error_strategy,
+        "backoff": backoff(row),
         **_audit(row),
     }
+
+
+def backoff(row: Row) -> dict[str, Any] | None:
+    """The integration's own backoff as the API and the events spell it; None: defaults."""
+    if row.backoff_initial_ms is None:
+        return None
+    return {"initialDelayMs": row.backoff_initial_ms, "maxDelayMs": row.backoff_max_ms,
+            "multiplier": row.backoff_multiplier}
+
+
+def paused_reason(row: Row) -> dict[str, Any] | None:
+    """Why the integration is paused (USER, or FAIL_FAST with the message that failed)."""
+    if row.status != "PAUSED":
+        return None
+    return {"reason": row.paused_reason, "messageId": row.paused_message_id,
+            "code": row.paused_code, "message": row.paused_message, "at": iso(row.paused_at)}
 
 
 def _json_or_none(text: str | None) -> Any:

@@ -5,7 +5,7 @@
 - ``project_messages`` message events   -> Projector (message status and history)
 - ``project_checkpoints`` source checkpoints -> Projector (where each pull-based source is)
 - ``release_retry-<n>s.v1`` one per delay tier: parked retries back to the ingest topic
-  when due (non-blocking retries)
+  when due (non-blocking retries); a delay longer than the tier goes round it in hops
 - ``project_replays`` / ``run_replays`` replay requests and progress -> Projector (the
   ``replays`` table) / ReplayRunner (re-sends dead-lettered, parked or past messages)
 - timer ``sync_sources`` keeps a runner per pull-based source (e.g. a Kafka source topic)
@@ -25,7 +25,7 @@ from typing import Any
 
 import faust
 
-from integrationos.engine.pipeline import IngestRecord
+from integrationos.engine.pipeline import IngestRecord, release_plan
 from integrationos.engine.runtime import WorkerRuntime
 from integrationos.settings import Settings
 from integrationos.store.projector import LogRecord
@@ -35,6 +35,7 @@ from integrationos.topics.catalog import (
     INGEST,
     MESSAGE_EVENTS,
     REPLAYS,
+    RETRY_TIER_SECONDS,
     RETRY_TIERS,
     SOURCE_CHECKPOINTS,
     TopicSpec,
@@ -135,28 +136,37 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
 
     ingest_topic = INGEST.name(prefix)
 
-    def retry_tier_agent(tier: TopicSpec) -> None:
+    def retry_tier_agent(tier: TopicSpec, seconds: int) -> None:
+        tier_topic = tier.name(prefix)
+
         async def release_when_due(stream: faust.StreamT) -> None:
             """Wait for each parked record's due time, then put it back on the ingest topic.
-            Records of one tier were parked with the same delay, so they come due in order
-            and waiting for the first never holds back one that is due sooner."""
+            Every record of a tier was parked with a delay no longer than the tier (longer
+            ones go round in hops, see ``release_plan``), so waiting for the first holds
+            back the others by at most the tier's length."""
             async for events in stream.take_events(PIPELINE_BATCH, within=0.05):
                 pending = []
                 for e in events:
                     headers = _headers(e.message.headers)
                     due_ms = int(headers.get("ios-retry-at", b"0") or 0)
-                    wait = due_ms / 1000 - time.time()
+                    wait, due = release_plan(due_ms, int((e.message.timestamp or 0) * 1000),
+                                             seconds, int(time.time() * 1000))
                     if wait > 0:
                         await asyncio.sleep(wait)
-                    pending.append(runtime.producer.produce(
-                        ingest_topic, e.message.key, e.message.value or b"",
-                        [(k, v) for k, v in headers.items() if k != "ios-retry-at"]))
+                    if due:
+                        pending.append(runtime.producer.produce(
+                            ingest_topic, e.message.key, e.message.value or b"",
+                            [(k, v) for k, v in headers.items() if k != "ios-retry-at"]))
+                    else:
+                        pending.append(runtime.producer.produce(
+                            tier_topic, e.message.key, e.message.value or b"",
+                            list(headers.items())))
                 await asyncio.gather(*pending)
 
         app.agent(raw_topic(tier.name(prefix)), name=f"release_{tier.suffix}")(release_when_due)
 
-    for tier in RETRY_TIERS:
-        retry_tier_agent(tier)
+    for tier, seconds in zip(RETRY_TIERS, RETRY_TIER_SECONDS, strict=True):
+        retry_tier_agent(tier, seconds)
 
     ready_file = settings.data_dir / f"{settings.worker_id}.ready"
 

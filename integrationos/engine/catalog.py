@@ -1,19 +1,20 @@
 """The worker's view of configuration, read from the projections and cached briefly.
 
 Definitions are re-read at most every ``ttl`` seconds, so a change made through the API
-reaches running workers within that time without a restart.
+reaches running workers within that time without a restart. A pause this worker appends
+itself (FAIL_FAST) takes effect here at once, before the projection shows it.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, select
 
-from integrationos.engine.error_strategy import ErrorStrategy, parse
+from integrationos.engine.error_strategy import DEFAULT_BACKOFF, Backoff, ErrorStrategy, parse
 from integrationos.engine.flow import FlowDefinition
 from integrationos.schemas.registry import resolve_or_explain
 from integrationos.store.tables import (
@@ -33,6 +34,12 @@ class TargetRef:
     credentials_sealed: str | None
 
 
+PENDING_PAUSE_MAX_S = 60.0
+"""How long a pause this worker appended overrides the projection at most. It normally ends
+as soon as the projection shows the pause (well under a second); the bound only matters if
+clocks disagree so much that a later resume looks older than the pause."""
+
+
 @dataclass(frozen=True)
 class IntegrationView:
     id: str
@@ -42,6 +49,15 @@ class IntegrationView:
     strategy: ErrorStrategy
     flow: FlowDefinition
     target: TargetRef | None
+    updated_at_ms: int = 0
+
+
+def _backoff(row: Row) -> Backoff:
+    """The integration's backoff (kept inside the limits), or the platform defaults."""
+    if row.backoff_initial_ms is None:
+        return DEFAULT_BACKOFF
+    return Backoff(row.backoff_initial_ms, row.backoff_max_ms,
+                   row.backoff_multiplier).clamped()
 
 
 def _pinned_transformation(conn: Connection, tenant: str, transformation_id: str,
@@ -77,6 +93,8 @@ class FlowCatalog:
         self._engine = engine
         self._ttl = ttl
         self._cache: dict[tuple[str, str], tuple[float, IntegrationView | None]] = {}
+        # (tenant, integration) -> (the pause event's time in ms, monotonic time it was made)
+        self._pausing: dict[tuple[str, str], tuple[int, float]] = {}
 
     def cached(self, tenant: str, integration_id: str) -> tuple[bool, IntegrationView | None]:
         """(True, view) when a fresh answer is in memory (the view may be None: no such
@@ -90,9 +108,37 @@ class FlowCatalog:
         found, view = self.cached(tenant, integration_id)
         if found:
             return view
-        view = self._load(tenant, integration_id)
-        self._cache[(tenant, integration_id)] = (time.monotonic(), view)
+        key = (tenant, integration_id)
+        view = self._with_pending_pause(key, self._load(tenant, integration_id))
+        self._cache[key] = (time.monotonic(), view)
         return view
+
+    def pause_locally(self, tenant: str, integration_id: str, event_ms: int) -> bool:
+        """Treat the integration as PAUSED in this worker from now on, until the projection
+        shows the pause (event time ``event_ms``) or anything later. True the first time,
+        when the caller should append the pause; False while one is already pending, so
+        many messages failing at once append one pause per worker."""
+        key = (tenant, integration_id)
+        if key in self._pausing:
+            return False
+        self._pausing[key] = (event_ms, time.monotonic())
+        hit = self._cache.get(key)
+        if hit is not None and hit[1] is not None:
+            self._cache[key] = (hit[0], replace(hit[1], status="PAUSED"))
+        return True
+
+    def _with_pending_pause(self, key: tuple[str, str], view: IntegrationView | None
+                            ) -> IntegrationView | None:
+        """The projection's view, PAUSED while a pause this worker appended is not in it yet."""
+        pending = self._pausing.get(key)
+        if pending is None:
+            return view
+        event_ms, since = pending
+        if (view is None or view.status == "PAUSED" or view.updated_at_ms >= event_ms
+                or time.monotonic() - since > PENDING_PAUSE_MAX_S):
+            self._pausing.pop(key, None)
+            return view
+        return replace(view, status="PAUSED")
 
     def _load(self, tenant: str, integration_id: str) -> IntegrationView | None:
         with self._engine.connect() as conn:
@@ -129,7 +175,8 @@ class FlowCatalog:
             tenant=tenant,
             environment=row.environment,
             status=row.status,
-            strategy=parse(row.error_strategy),
+            strategy=parse(row.error_strategy, _backoff(row)),
             flow=flow,
             target=target,
+            updated_at_ms=row.updated_at,
         )

@@ -31,7 +31,7 @@ from integrationos.engine.lookups import LookupService
 from integrationos.engine.targets import TargetPool
 from integrationos.schemas.payloads import JSON_TYPES, media_type
 from integrationos.topics import event_types as t
-from integrationos.topics.catalog import DEAD_LETTER, MESSAGE_EVENTS, retry_tier_for
+from integrationos.topics.catalog import CONFIG, DEAD_LETTER, MESSAGE_EVENTS, retry_tier_for
 from integrationos.topics.envelope import Event
 from integrationos.topics.producer import LogProducer
 
@@ -71,6 +71,19 @@ class IngestRecord:
         return "msg_" + uuid.uuid5(_MESSAGE_ID_NAMESPACE, position).hex[:24]
 
 
+def release_plan(due_ms: int, parked_ms: int, tier_seconds: int, now_ms: int
+                 ) -> tuple[float, bool]:
+    """(seconds to wait, then due?) for a record a delay tier's agent reads.
+
+    The agent waits on its tier's records in order, so none may hold the tier longer than
+    the tier's length after it was parked (``parked_ms``, the record's timestamp), or it
+    would delay the records behind it. A retry due later than that (a backoff longer than
+    the largest tier, up to an hour) waits one tier length and goes round the tier again
+    (False): served in hops, it never blocks the others for longer than a hop."""
+    hop_end_ms = min(due_ms, parked_ms + tier_seconds * 1000)
+    return max(hop_end_ms - now_ms, 0) / 1000, hop_end_ms >= due_ms
+
+
 @dataclass(frozen=True)
 class Failure:
     stage: str
@@ -79,6 +92,9 @@ class Failure:
     retryable: bool
     excerpt: str = ""
     retry_after: float | None = None
+
+
+_PAUSED = Failure("ingest", "INTEGRATION_PAUSED", "the integration is paused", False)
 
 
 def _with_excerpt(failure: Failure) -> str:
@@ -101,6 +117,7 @@ class Pipeline:
         self._prefix = topic_prefix
         self._events_topic = MESSAGE_EVENTS.name(topic_prefix)
         self._dlq_topic = DEAD_LETTER.name(topic_prefix)
+        self._config_topic = CONFIG.name(topic_prefix)
 
     async def process_batch(self, records: list[IngestRecord]) -> None:
         """Process a batch; return only when everything it produced is durable."""
@@ -144,6 +161,26 @@ class Pipeline:
         ]
         tier = retry_tier_for(delay_s).name(self._prefix)
         pending.append(self._producer.produce(tier, record.key, record.value, headers))
+
+    def pause_integration(
+        self, view: IntegrationView, message_id: str, failure: Failure, causation_id: str | None,
+        pending: list[asyncio.Future[tuple[int, int]]],
+    ) -> None:
+        """FAIL_FAST: stop the integration. This worker treats it as paused at once; the
+        ``integration.paused`` event (reason FAIL_FAST, the failed message and its error) is
+        what the projection, the API and an alert engine see. Appended once per worker
+        however many messages fail together; more (from other workers) are harmless."""
+        event = Event(
+            type=t.INTEGRATION_PAUSED, tenant=view.tenant, aggregate_id=view.id,
+            data={"id": view.id, "reason": "FAIL_FAST", "messageId": message_id,
+                  "code": failure.code, "message": failure.message[:1000]},
+            causation_id=causation_id, correlation_id=message_id,
+        )
+        if not self._catalog.pause_locally(view.tenant, view.id, event.occurred_at_ms):
+            return
+        log.error("integration %s of tenant %s paused by FAIL_FAST: message %s failed at %s "
+                  "with %s", view.id, view.tenant, message_id, failure.stage, failure.code)
+        pending.append(self._producer.append(self._config_topic, event))
 
     def dead_letter(
         self, record: IngestRecord, message_id: str, failure: Failure,
@@ -192,6 +229,14 @@ class _MessageRun:
             "message": failure.message, "dlqTopic": self.p._dlq_topic,
         })
         self.p.dead_letter(self.record, self.message_id, failure, self.pending)
+
+    def _park(self, reason: str, failure: Failure) -> None:
+        """Hold the message, neither delivered nor dead-lettered, for when its integration
+        runs again; its payload stays in its ``message.received`` event."""
+        self._emit(t.MESSAGE_PARKED, {
+            "integrationId": self.integration_id, "reason": reason, "code": failure.code,
+            "message": failure.message[:2000],
+        })
 
     def _failed(self, attempt: int, failure: Failure) -> None:
         self._emit(t.MESSAGE_FAILED, {
@@ -259,8 +304,7 @@ class _MessageRun:
                 "source": self.record.header("ios-source") or "kafka",
             })
         if view.status != "ACTIVE":
-            self._end(view, 1, Failure("ingest", "INTEGRATION_PAUSED",
-                                       "integration is paused", False))
+            self._park("INTEGRATION_PAUSED", _PAUSED)
             return
         raw = None if is_json else self.record.value
         result = await self._run_flow(view, payload, raw, content_type)
@@ -335,7 +379,12 @@ class _MessageRun:
         self.p.schedule_retry(self.record, self.message_id, attempt + 1, delay, self.pending)
 
     def _end(self, view: IntegrationView, attempt: int, failure: Failure) -> None:
-        """The last failed attempt: record it, then dead-letter if the strategy says so."""
+        """The last failed attempt: record it, then dead-letter if the strategy says so, or
+        under FAIL_FAST park the message and stop the integration."""
         self._failed(attempt, failure)
-        if view.strategy.dead_letter:
+        if view.strategy.fail_fast:
+            self._park("FAIL_FAST", failure)
+            self.p.pause_integration(view, self.message_id, failure, self.last_event_id,
+                                     self.pending)
+        elif view.strategy.dead_letter:
             self._dead_letter(failure)

@@ -162,7 +162,8 @@ def _integration_state(conn: Connection, event: Event) -> None:
         "target_connector_id": d["targetConnectorId"],
         "transformation_id": d["transformationId"],
         "transformation_version": d["transformationVersion"], "expression": d["expression"],
-        "error_strategy": d["errorStrategy"], "version": d["version"], "deleted": False,
+        "error_strategy": d["errorStrategy"], **_backoff_columns(d["backoff"]),
+        "version": d["version"], "deleted": False,
         "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
     }
     if event.type == t.INTEGRATION_CREATED:
@@ -170,18 +171,43 @@ def _integration_state(conn: Connection, event: Event) -> None:
     _upsert(conn, integrations, "id", row)
 
 
+def _backoff_columns(backoff: dict[str, Any] | None) -> dict[str, Any]:
+    """An event's ``backoff`` (null: the platform defaults) as the three columns."""
+    backoff = backoff or {}
+    return {"backoff_initial_ms": backoff.get("initialDelayMs"),
+            "backoff_max_ms": backoff.get("maxDelayMs"),
+            "backoff_multiplier": backoff.get("multiplier")}
+
+
 @handles(t.INTEGRATION_DELETED)
 def _integration_deleted(conn: Connection, event: Event) -> None:
     _soft_delete(conn, integrations, event)
 
 
-@handles(t.INTEGRATION_PAUSED, t.INTEGRATION_RESUMED)
-def _integration_run_state(conn: Connection, event: Event) -> None:
-    status = "PAUSED" if event.type == t.INTEGRATION_PAUSED else "ACTIVE"
+def _integration_row(event: Event) -> Any:
+    return (integrations.c.id == event.data["id"], integrations.c.tenant_id == event.tenant)
+
+
+@handles(t.INTEGRATION_PAUSED)
+def _integration_paused(conn: Connection, event: Event) -> None:
+    """PAUSED with its reason. An integration already paused keeps the first reason: when
+    many messages fail at once under FAIL_FAST, workers may append several pauses, and the
+    first failure is the one that explains the pause."""
+    d = event.data
     conn.execute(
-        update(integrations)
-        .where(integrations.c.id == event.data["id"], integrations.c.tenant_id == event.tenant)
-        .values(status=status, updated_at=event.occurred_at_ms)
+        update(integrations).where(*_integration_row(event), integrations.c.status != "PAUSED")
+        .values(status="PAUSED", paused_reason=d["reason"], paused_message_id=d["messageId"],
+                paused_code=d["code"], paused_message=d["message"],
+                paused_at=event.occurred_at_ms, updated_at=event.occurred_at_ms)
+    )
+
+
+@handles(t.INTEGRATION_RESUMED)
+def _integration_resumed(conn: Connection, event: Event) -> None:
+    conn.execute(
+        update(integrations).where(*_integration_row(event))
+        .values(status="ACTIVE", paused_reason=None, paused_message_id=None, paused_code=None,
+                paused_message=None, paused_at=None, updated_at=event.occurred_at_ms)
     )
 
 
@@ -430,6 +456,16 @@ def _replay_progressed(conn: Connection, event: Event) -> None:
         values["status"] = "RUNNING"
     conn.execute(update(replays).where(replays.c.id == d["replayId"],
                                        replays.c.tenant_id == event.tenant).values(**values))
+
+
+@handles(t.MESSAGE_PARKED)
+def _message_parked(conn: Connection, event: Event) -> None:
+    """PARKED: held, neither delivered nor dead-lettered, until its integration runs again
+    (the payload is in the message's ``message.received`` event)."""
+    if _record_message_event(conn, event):
+        d = event.data
+        _set_message(conn, event, "PARKED", last_error_code=d["code"],
+                     last_error_message=d["message"])
 
 
 def sealed_from_text(text: str | None) -> dict[str, Any] | None:

@@ -54,7 +54,8 @@ MESSAGE_EVENTS = TopicSpec(
     partitions=6,
     retention_ms=30 * DAY_MS,
     record=(
-        "Avro envelope of MessageReceived/Transformed/Delivered/Failed/DeadLettered; "
+        "Avro envelope of MessageReceived/Transformed/Delivered/Failed/DeadLettered/"
+        "Discarded/Parked; "
         "key = message id, so one message's events stay in order."
     ),
 )

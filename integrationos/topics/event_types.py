@@ -31,6 +31,7 @@ MESSAGE_DELIVERED = "message.delivered"
 MESSAGE_FAILED = "message.failed"
 MESSAGE_DEAD_LETTERED = "message.dead_lettered"
 MESSAGE_DISCARDED = "message.discarded"
+MESSAGE_PARKED = "message.parked"
 MESSAGE_REPLAY_REQUESTED = "message.replay_requested"
 MESSAGE_REPLAYED = "message.replayed"
 

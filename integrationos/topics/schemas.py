@@ -114,6 +114,29 @@ _INTEGRATION_STATE_V2 = _record(
      *_INTEGRATION_STATE["fields"][6:]],
 )
 
+_BACKOFF = {
+    "type": "record",
+    "name": "Backoff",
+    "doc": "The integration's own delays between attempts; null: the platform defaults.",
+    "fields": [
+        {"name": "initialDelayMs", "type": "long"},
+        {"name": "maxDelayMs", "type": "long"},
+        {"name": "multiplier", "type": "double"},
+    ],
+}
+
+_INTEGRATION_STATE_V3 = _record(
+    "IntegrationState",
+    [*_INTEGRATION_STATE_V2["fields"], _f("backoff", ["null", _BACKOFF], None)],
+)
+
+_INTEGRATION_PAUSED_V2 = _record(
+    "IntegrationPaused",
+    [_f("id", "string"),
+     _f("reason", "string", "USER"),  # v1 records: every pause was a user's
+     _opt("messageId"), _opt("code"), _opt("message")],
+)
+
 _LOOKUP_STATE = _record(
     "LookupState",
     [_f("id", "string"), _f("name", "string"), _f("lookupType", "string"),
@@ -147,8 +170,11 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
     (t.INTEGRATION_UPDATED, 1): _INTEGRATION_STATE,
     (t.INTEGRATION_CREATED, 2): _INTEGRATION_STATE_V2,
     (t.INTEGRATION_UPDATED, 2): _INTEGRATION_STATE_V2,
+    (t.INTEGRATION_CREATED, 3): _INTEGRATION_STATE_V3,
+    (t.INTEGRATION_UPDATED, 3): _INTEGRATION_STATE_V3,
     (t.INTEGRATION_DELETED, 1): _id_only("IntegrationDeleted"),
     (t.INTEGRATION_PAUSED, 1): _id_only("IntegrationPaused"),
+    (t.INTEGRATION_PAUSED, 2): _INTEGRATION_PAUSED_V2,
     (t.INTEGRATION_RESUMED, 1): _id_only("IntegrationResumed"),
     (t.INTEGRATION_PROMOTED, 1): _record(
         "IntegrationPromoted",
@@ -217,6 +243,11 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
         "ReplayCompleted",
         [_f("replayId", "string"), _f("status", "string"), _f("total", "long"),
          _f("sent", "long"), _f("skipped", "long"), _opt("error")],
+    ),
+    (t.MESSAGE_PARKED, 1): _record(
+        "MessageParked",
+        [_f("messageId", "string"), _opt("integrationId"), _f("reason", "string"),
+         _f("code", "string"), _f("message", "string")],
     ),
     (t.SCHEMA_VERSION_ADDED, 1): _record(
         "SchemaVersionAdded",

@@ -96,7 +96,46 @@ def test_status_counts_messages_by_current_status(client, acme):
     body = client.get(f"/v1/integrations/{INT}/status", headers=ACME).json()
     conforms(body, "IntegrationStatus")
     assert body == {"integrationId": INT, "received": 1, "transformed": 0, "delivered": 0,
-                    "failed": 1, "deadLettered": 0, "discarded": 0, "total": 2}
+                    "failed": 1, "deadLettered": 0, "discarded": 0, "parked": 0, "total": 2,
+                    "status": "ACTIVE", "pausedReason": None}
+
+
+def _parked(message_id: str, reason: str, code: str) -> Event:
+    return Event(t.MESSAGE_PARKED, "acme", message_id, {
+        "messageId": message_id, "integrationId": INT, "reason": reason, "code": code,
+        "message": f"{code} happened"})
+
+
+def test_a_fail_fast_pause_shows_its_reason_and_the_parked_messages(client, acme):
+    pause = Event(t.INTEGRATION_PAUSED, "acme", INT, {
+        "id": INT, "reason": "FAIL_FAST", "messageId": MSG, "code": "HTTP_400",
+        "message": "HTTP 400 from 127.0.0.1"})
+    later = Event(t.INTEGRATION_PAUSED, "acme", INT, {
+        "id": INT, "reason": "FAIL_FAST", "messageId": "msg_other", "code": "HTTP_400",
+        "message": "the same outage, seen by another worker"})
+    acme.apply(pause, later)  # several messages failed at once: the first reason stays
+    acme.message_events(_parked(MSG, "FAIL_FAST", "HTTP_400"),
+                        _parked("msg_other", "INTEGRATION_PAUSED", "INTEGRATION_PAUSED"))
+    body = client.get(f"/v1/integrations/{INT}/status", headers=ACME).json()
+    conforms(body, "IntegrationStatus")
+    assert (body["parked"], body["failed"], body["received"], body["total"]) == (2, 0, 0, 2)
+    assert body["status"] == "PAUSED"
+    assert body["pausedReason"] == {
+        "reason": "FAIL_FAST", "messageId": MSG, "code": "HTTP_400",
+        "message": "HTTP 400 from 127.0.0.1", "at": body["pausedReason"]["at"]}
+    assert ISO.match(body["pausedReason"]["at"])
+    message = client.get(f"/v1/messages/{MSG}", headers=ACME).json()
+    conforms(message, "Message")
+    assert message["status"] == "PARKED"
+    assert message["lastError"] == {"code": "HTTP_400", "message": "HTTP_400 happened"}
+    assert message["payload"] == {"email": "a@ex.pt"}  # nothing about it is lost
+
+    acme.apply(Event(t.INTEGRATION_RESUMED, "acme", INT, {"id": INT}))
+    resumed = client.get(f"/v1/integrations/{INT}/status", headers=ACME).json()
+    assert (resumed["status"], resumed["pausedReason"]) == ("ACTIVE", None)
+    acme.apply(Event(t.INTEGRATION_PAUSED, "acme", INT, {"id": INT}))  # a v1-style pause
+    assert client.get(f"/v1/integrations/{INT}/status", headers=ACME).json()[
+        "pausedReason"]["reason"] == "USER"
 
 
 def test_a_message_with_its_history(client, acme):

@@ -193,3 +193,45 @@ def test_flows_explain_which_connectors_match(client, seed):
                            json={"source": "salesforce", "target": "hook one"})
     error = assert_error(response, 422, "VALIDATION_FAILED")
     assert [d["field"] for d in error["details"]] == ["/source"]
+
+
+BAD_BACKOFFS = [
+    ({"initialDelayMs": 99}, "/backoff/initialDelayMs", "100..3600000"),
+    ({"initialDelayMs": 3_600_001}, "/backoff/initialDelayMs", "100..3600000"),
+    ({"initialDelayMs": 1500.5}, "/backoff/initialDelayMs", "integer"),
+    ({"initialDelayMs": "1000"}, "/backoff/initialDelayMs", "integer"),
+    ({"maxDelayMs": 3_600_001}, "/backoff/maxDelayMs", "100..3600000"),
+    ({"multiplier": 0.5}, "/backoff/multiplier", "1..10"),
+    ({"multiplier": 10.01}, "/backoff/multiplier", "1..10"),
+    ({"multiplier": True}, "/backoff/multiplier", "1..10"),
+    ({"jitter": 0.1}, "/backoff/jitter", "not a known field"),
+    ("fast", "/backoff", "object or null"),
+]
+
+
+@pytest.mark.parametrize(("path", "extra"), [
+    ("/v1/integrations", {"name": "i"}),
+    ("/v1/flows", {"source": "a", "target": "b"}),
+])
+@pytest.mark.parametrize(("backoff", "field", "says"), BAD_BACKOFFS)
+def test_backoff_values_outside_the_limits_are_422_at_their_field(client, path, extra, backoff,
+                                                                    field, says):
+    response = client.post(path, headers=ACME, json=extra | {"backoff": backoff})
+    error = assert_error(response, 422, "VALIDATION_FAILED")
+    assert fields(error) == [field]
+    assert says in error["details"][0]["message"]
+
+
+@pytest.mark.parametrize("backoff", [{"initialDelayMs": 5000, "maxDelayMs": 4999},
+                                     {"initialDelayMs": 600_000}])  # the default max: 300 s
+def test_a_maximum_below_the_initial_delay_is_422(client, seed, backoff):
+    response = client.post("/v1/integrations", headers=ACME,
+                           json={"name": "i", "backoff": backoff})
+    error = assert_error(response, 422, "VALIDATION_FAILED")
+    assert error["details"] == [{"field": "/backoff/maxDelayMs",
+                                 "message": f"must be at least initialDelayMs "
+                                            f"({backoff['initialDelayMs']})"}]
+    seed.integration("acme", "int_b00000000000000000000000", "b")
+    response = client.patch("/v1/integrations/int_b00000000000000000000000", headers=ACME,
+                            json={"backoff": backoff})
+    assert fields(assert_error(response, 422, "VALIDATION_FAILED")) == ["/backoff/maxDelayMs"]

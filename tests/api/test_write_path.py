@@ -158,3 +158,41 @@ def test_flows_short_form_and_tenant_isolation(api, target, platform_env):
     listed = api.client.get("/v1/connectors", headers=headers).json()["data"]
     assert [c["id"] for c in listed] == [response.json()["id"]]
     assert SECRET not in json.dumps(listed)
+
+
+def test_backoff_round_trips_through_the_log(api, target):
+    api("POST", "/v1/connectors", 201, json={"name": "hook", "type": "HTTP",
+                                              "config": {"url": target.url}})
+    own = {"initialDelayMs": 4000, "maxDelayMs": 3_600_000, "multiplier": 1.5}
+    created = api("POST", "/v1/integrations", 201, json={
+        "name": "slow target", "targetConnectorId": "hook", "expression": "$",
+        "errorStrategy": "RETRY_5_DLQ", "backoff": own})
+    path = f"/v1/integrations/{created['id']}"
+    assert created["backoff"] == own and api("GET", path, 200)["backoff"] == own
+
+    renamed = api("PATCH", path, 200, json={"name": "still slow"})
+    assert renamed["backoff"] == own  # an update that does not name it keeps it
+    partial = api("PATCH", path, 200, json={"backoff": {"initialDelayMs": 250}})
+    assert partial["backoff"] == {"initialDelayMs": 250, "maxDelayMs": 300_000,
+                                  "multiplier": 2}  # replaced; omitted fields: defaults
+    assert api("PATCH", path, 200, json={"backoff": None})["backoff"] is None
+
+    flow = api("POST", "/v1/flows", 201, json={
+        "source": "hook", "target": "hook", "name": "short form",
+        "backoff": {"multiplier": 3}})
+    assert api("GET", f"/v1/integrations/{flow['id']}", 200)["backoff"] == {
+        "initialDelayMs": 1000, "maxDelayMs": 300_000, "multiplier": 3}
+    assert api("POST", "/v1/integrations", 201, json={"name": "defaults"})["backoff"] is None
+
+
+def test_a_users_pause_has_reason_user(api):
+    integration = api("POST", "/v1/integrations", 201, json={"name": "paused by hand"})
+    path = f"/v1/integrations/{integration['id']}"
+    assert api("GET", f"{path}/status", 200)["pausedReason"] is None
+    api("POST", f"{path}/pause", 200)
+    status = api("GET", f"{path}/status", 200)
+    assert status["status"] == "PAUSED"
+    assert {k: v for k, v in status["pausedReason"].items() if k != "at"} == {
+        "reason": "USER", "messageId": None, "code": None, "message": None}
+    api("POST", f"{path}/resume", 200)
+    assert api("GET", f"{path}/status", 200)["pausedReason"] is None

@@ -166,3 +166,33 @@ def test_a_stream_replay_reprocesses_what_an_integration_received(
     by_offset = _created(client.post(f"/v1/integrations/{integration_id}/replay",
                                      json={"from": {"offsets": {"0": 0}}}))
     assert _settled(client, by_offset["replayId"])["total"] == 10
+
+
+def test_resuming_a_fail_fast_integration_delivers_what_it_parked(
+        client: httpx.Client, target: RecordingTarget) -> None:
+    target.status = 400
+    integration_id = _integration(client, target, "fail fast", errorStrategy="FAIL_FAST",
+                                  expression='{"Email": email}')
+    accepted = []
+    for n in range(8):  # once the pause is applied, HTTP ingest refuses with 409
+        response = client.post(f"/v1/integrations/{integration_id}/messages",
+                               json={"email": f"p{n}@ex.pt"})
+        assert response.status_code in (202, 409), response.text
+        if response.status_code == 202:
+            accepted.append(response.json()["messageId"])
+
+    def parked() -> dict | None:
+        status = client.get(f"/v1/integrations/{integration_id}/status").json()
+        return status if status["parked"] == len(accepted) else None
+    status = wait_for(parked, 60, "every accepted message parked")
+    assert status["status"] == "PAUSED" and status["pausedReason"]["reason"] == "FAIL_FAST"
+    assert status["deadLettered"] == 0
+
+    target.status = 200  # the target is fixed
+    assert client.post(f"/v1/integrations/{integration_id}/resume").status_code == 200
+    wait_for(lambda: client.get(f"/v1/integrations/{integration_id}/status").json()
+             ["delivered"] == len(accepted), 90, "the parked messages delivered")
+    delivered = [r["idempotency_key"] for r in target.received if r["status"] == 200]
+    assert sorted(delivered) == sorted(accepted)  # each once, under its own id
+    final = client.get(f"/v1/integrations/{integration_id}/status").json()
+    assert (final["parked"], final["total"]) == (0, len(accepted))

@@ -29,13 +29,17 @@ SAMPLES = {
     t.INTEGRATION_CREATED: {"id": "i", "name": "n", "environment": "DEV",
                             "sourceConnectorId": None, "targetConnectorId": "c",
                             "transformationId": None, "transformationVersion": None,
-                            "expression": "$", "errorStrategy": "RETRY_3_DLQ", "version": 1},
+                            "expression": "$", "errorStrategy": "RETRY_3_DLQ", "backoff": None,
+                            "version": 1},
     t.INTEGRATION_UPDATED: {"id": "i", "name": "n", "environment": "QA",
                             "sourceConnectorId": "s", "targetConnectorId": "c",
                             "transformationId": "t", "transformationVersion": 2,
-                            "expression": None, "errorStrategy": "DLQ", "version": 2},
+                            "expression": None, "errorStrategy": "DLQ",
+                            "backoff": {"initialDelayMs": 4000, "maxDelayMs": 3_600_000,
+                                        "multiplier": 1.5}, "version": 2},
     t.INTEGRATION_DELETED: {"id": "i"},
-    t.INTEGRATION_PAUSED: {"id": "i"},
+    t.INTEGRATION_PAUSED: {"id": "i", "reason": "FAIL_FAST", "messageId": "m",
+                           "code": "HTTP_400", "message": "HTTP 400"},
     t.INTEGRATION_RESUMED: {"id": "i"},
     t.INTEGRATION_PROMOTED: {"id": "i", "fromEnvironment": "DEV", "toEnvironment": "QA",
                              "promotedId": "i2", "promotedBy": None},
@@ -75,6 +79,8 @@ SAMPLES = {
     t.REPLAY_PROGRESSED: {"replayId": "rpl_1", "total": 3, "sent": 1, "skipped": 0},
     t.REPLAY_COMPLETED: {"replayId": "rpl_1", "status": "COMPLETED", "total": 3, "sent": 2,
                          "skipped": 1, "error": None},
+    t.MESSAGE_PARKED: {"messageId": "m", "integrationId": "i", "reason": "INTEGRATION_PAUSED",
+                       "code": "INTEGRATION_PAUSED", "message": "the integration is paused"},
 }
 
 
@@ -106,6 +112,25 @@ def test_v1_transformation_records_already_in_logs_read_as_v2():
         schema_version=1)
     upgraded = codec.decode(codec.encode(v1))
     assert upgraded.schema_version == 2 and upgraded.data["targetSchema"] is None
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_integration_records_read_as_v3_without_a_backoff(version: int):
+    data = {k: v for k, v in SAMPLES[t.INTEGRATION_UPDATED].items() if k != "backoff"}
+    if version == 1:
+        del data["transformationVersion"]
+    old = Event(t.INTEGRATION_UPDATED, "acme", "i", data, schema_version=version)
+    upgraded = codec.decode(codec.encode(old))
+    assert upgraded.schema_version == 3
+    assert upgraded.data["backoff"] is None and upgraded.data["errorStrategy"] == "DLQ"
+
+
+def test_v1_pauses_already_in_logs_read_as_a_users_pause():
+    old = Event(t.INTEGRATION_PAUSED, "acme", "i", {"id": "i"}, schema_version=1)
+    upgraded = codec.decode(codec.encode(old))
+    assert upgraded.schema_version == 2
+    assert upgraded.data == {"id": "i", "reason": "USER", "messageId": None, "code": None,
+                             "message": None}
 
 
 def test_a_v1_record_is_read_as_v2_with_the_new_field_defaulted(monkeypatch):

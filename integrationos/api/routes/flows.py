@@ -59,7 +59,8 @@ async def create_flow(request: Request) -> Response:
     problems.raise_any()
     assert source is not None and target is not None
     fields = {key: body[key] for key in
-              ("expression", "transformationId", "environment", "errorStrategy") if key in body}
+              ("expression", "transformationId", "environment", "errorStrategy", "backoff")
+              if key in body}
     fields |= {
         "name": body.get("name", f"{source.name} → {target.name}"[:_MAX_NAME]),
         "sourceConnectorId": source.id,

@@ -26,6 +26,7 @@ from integrationos.api.routes.transformations import compiled, find_version
 from integrationos.api.routing import resource
 from integrationos.api.schemas import INTEGRATION_CREATE, INTEGRATION_UPDATE
 from integrationos.api.validation import parse_body
+from integrationos.engine.error_strategy import DEFAULT_BACKOFF
 from integrationos.store.tables import connectors, integrations, messages, transformations
 from integrationos.topics import event_types as t
 from integrationos.topics.envelope import Event
@@ -109,6 +110,24 @@ async def _ensure_unique_name(p: Platform, tenant_id: str, name: str, environmen
                        [{"field": "/name", "id": clash.id}])
 
 
+def backoff_data(given: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``backoff`` of a request as the event carries it: omitted fields take the
+    defaults; null stays null (the platform defaults, which may change with the platform).
+    422 when maxDelayMs is shorter than initialDelayMs (the schema checked the rest)."""
+    if given is None:
+        return None
+    data = {
+        "initialDelayMs": int(given.get("initialDelayMs", DEFAULT_BACKOFF.initial_ms)),
+        "maxDelayMs": int(given.get("maxDelayMs", DEFAULT_BACKOFF.max_ms)),
+        "multiplier": float(given.get("multiplier", DEFAULT_BACKOFF.multiplier)),
+    }
+    if data["maxDelayMs"] < data["initialDelayMs"]:
+        raise ApiError(422, "VALIDATION_FAILED", "the request body is invalid", [
+            {"field": "/backoff/maxDelayMs",
+             "message": f"must be at least initialDelayMs ({data['initialDelayMs']})"}])
+    return data
+
+
 def _one_mapping(transformation_id: Any, expression: Any) -> None:
     if transformation_id is not None and expression is not None:
         raise ApiError(422, "VALIDATION_FAILED", "give transformationId or expression, not both",
@@ -126,6 +145,7 @@ async def create_integration(p: Platform, tenant_id: str, fields: dict[str, Any]
     """Shared by ``POST /v1/integrations`` and ``POST /v1/flows``: check, append, answer 201."""
     transformation_id, expression = fields.get("transformationId"), fields.get("expression")
     _one_mapping(transformation_id, expression)
+    backoff = backoff_data(fields.get("backoff"))
     if expression is not None:
         compiled(expression)
     environment = fields.get("environment", "DEV")
@@ -145,7 +165,8 @@ async def create_integration(p: Platform, tenant_id: str, fields: dict[str, Any]
             "sourceConnectorId": source, "targetConnectorId": target,
             "transformationId": transformation_id, "transformationVersion": pinned,
             "expression": expression,
-            "errorStrategy": fields.get("errorStrategy", DEFAULT_ERROR_STRATEGY), "version": 1,
+            "errorStrategy": fields.get("errorStrategy", DEFAULT_ERROR_STRATEGY),
+            "backoff": backoff, "version": 1,
         }
         await commit(p, Event(t.INTEGRATION_CREATED, tenant_id, integration_id, data))
     return await _respond(p, tenant_id, integration_id, 201)
@@ -177,6 +198,7 @@ async def update_integration(request: Request) -> Response:
     _one_mapping(body.get("transformationId"), body.get("expression"))
     if body.get("expression") is not None:
         compiled(body["expression"])
+    backoff = backoff_data(body.get("backoff"))
     async with p.write_lock(tenant_id):
         row = await get_live(p.engine, integrations, "integration", tenant_id, integration_id)
         problems = Problems()
@@ -206,6 +228,7 @@ async def update_integration(request: Request) -> Response:
         await _ensure_unique_name(p, tenant_id, name, row.environment, integration_id)
         data = {"id": integration_id, "name": name, "environment": row.environment, **state,
                 "errorStrategy": body.get("errorStrategy", row.error_strategy),
+                "backoff": backoff if "backoff" in body else serializers.backoff(row),
                 "version": row.version + 1}
         await commit(p, Event(t.INTEGRATION_UPDATED, tenant_id, integration_id, data))
     return await _respond(p, tenant_id, integration_id)
@@ -220,35 +243,41 @@ async def delete_integration(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def _set_run_state(request: Request, event_type: str, wanted: str) -> Response:
+async def _set_run_state(request: Request, event_type: str, wanted: str,
+                         data: dict[str, Any]) -> Response:
     """Pause or resume; already in the wanted state is a no-op answered 200."""
     p, tenant_id, integration_id = platform(request), tenant(request), request.path_params["id"]
     async with p.write_lock(tenant_id):
         row = await get_live(p.engine, integrations, "integration", tenant_id, integration_id)
         if row.status != wanted:
-            await commit(p, Event(event_type, tenant_id, integration_id, {"id": integration_id}))
+            await commit(p, Event(event_type, tenant_id, integration_id,
+                                  {"id": integration_id, **data}))
     return await _respond(p, tenant_id, integration_id)
 
 
 async def pause_integration(request: Request) -> Response:
-    return await _set_run_state(request, t.INTEGRATION_PAUSED, "PAUSED")
+    """A user's pause (reason USER); the worker's FAIL_FAST pause is the same event."""
+    return await _set_run_state(request, t.INTEGRATION_PAUSED, "PAUSED", {"reason": "USER"})
 
 
 async def resume_integration(request: Request) -> Response:
     """Resume, then release what was parked while paused (a replay, oldest first)."""
-    response = await _set_run_state(request, t.INTEGRATION_RESUMED, "ACTIVE")
+    response = await _set_run_state(request, t.INTEGRATION_RESUMED, "ACTIVE", {})
     await release_parked(platform(request), tenant(request), request.path_params["id"])
     return response
 
 
 _COUNTED = {"RECEIVED": "received", "TRANSFORMED": "transformed", "DELIVERED": "delivered",
-            "FAILED": "failed", "DEAD_LETTERED": "deadLettered", "DISCARDED": "discarded"}
+            "FAILED": "failed", "DEAD_LETTERED": "deadLettered", "DISCARDED": "discarded",
+            "PARKED": "parked"}
 
 
 async def integration_status(request: Request) -> Response:
-    """How many of the integration's messages are in each status right now."""
+    """How many of the integration's messages are in each status right now, and why the
+    integration is paused if it is."""
     p, tenant_id, integration_id = platform(request), tenant(request), request.path_params["id"]
-    await get_live(p.engine, integrations, "integration", tenant_id, integration_id)
+    integration = await get_live(p.engine, integrations, "integration", tenant_id,
+                                 integration_id)
     rows = await fetch_all(p.engine, select(messages.c.status, func.count().label("n")).where(
         messages.c.tenant_id == tenant_id, messages.c.integration_id == integration_id,
     ).group_by(messages.c.status))
@@ -257,7 +286,9 @@ async def integration_status(request: Request) -> Response:
         if row.status in _COUNTED:
             counts[_COUNTED[row.status]] = row.n
     total = sum(row.n for row in rows)
-    return JSONResponse({"integrationId": integration_id, **counts, "total": total})
+    return JSONResponse({"integrationId": integration_id, **counts, "total": total,
+                         "status": integration.status,
+                         "pausedReason": serializers.paused_reason(integration)})
 
 
 routes = [
