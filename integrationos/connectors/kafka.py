@@ -266,7 +266,7 @@ class KafkaConnector(Connector):
                 "topic.metadata.propagation.max.ms": 5000,
             })
         except KafkaException as exc:  # librdkafka rejected the configuration
-            raise _classify(exc.args[0], self.topic) from None
+            raise classify_error(exc.args[0], self.topic) from None
 
     def create_topic(self, timeout: float = 30) -> None:
         """Blocking: create the target topic (replication per broker default) if missing."""
@@ -280,7 +280,7 @@ class KafkaConnector(Connector):
         except KafkaException as exc:
             err = exc.args[0]
             if err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise _classify(err, self.topic) from None
+                raise classify_error(err, self.topic) from None
 
     async def test(self, timeout: float = 10.0) -> HealthReport:
         started = time.monotonic()
@@ -419,7 +419,7 @@ class _AsyncProducer:
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is not None and err.fatal():
                 self.broken = True
-            outcome = _classify(err, topic) if err is not None else msg
+            outcome = classify_error(err, topic) if err is not None else msg
             with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
                 loop.call_soon_threadsafe(_settle, future, outcome)
 
@@ -432,7 +432,7 @@ class _AsyncProducer:
             except BufferError:  # local queue full: give the poller time to drain it
                 await asyncio.sleep(0.05)
             except KafkaException as exc:
-                raise _classify(exc.args[0], topic) from None
+                raise classify_error(exc.args[0], topic) from None
         return await future
 
     def close(self, timeout: float = 10) -> None:
@@ -475,7 +475,7 @@ def _settle(future: asyncio.Future[Message], outcome: Message | ConnectorError) 
         future.set_result(outcome)
 
 
-def _classify(err: KafkaError, topic: str) -> ConnectorError:
+def classify_error(err: KafkaError, topic: str) -> ConnectorError:
     code = f"KAFKA_{err.name().lstrip('_')}"
     if err.code() in _UNKNOWN_TOPIC:
         return ConnectorError(code, f"topic {topic!r} does not exist", retryable=False)

@@ -52,7 +52,7 @@ class WorkerRuntime:
             targets=targets,
             pipeline=pipeline,
             lookups=lookups,
-            sources=SourceManager(database, vault, producer, settings.topic_prefix),
+            sources=SourceManager(database, vault, producer, settings, lookups),
             projector=Projector(database),
             # One writer thread: projections are applied in log order, off the event loop.
             db_writer=ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector"),
