@@ -20,9 +20,11 @@ all. So an integration whose source and target are Kafka topics on the platform'
    member that lost the partitions meanwhile is refused) and commit.
 
 Every batch is thus visible to read_committed readers entirely or not at all, and its
-source records are marked consumed in the same step. A failed batch is aborted and the
-consumer rewound to its first record; if even that fails, the consumer and producer are
-rebuilt from the committed offsets. Message ids come from the source position
+source records are marked consumed in the same step. A failed batch is aborted, the
+consumer rewound to its first records, and its records re-run one per transaction (so a
+record the target refuses for good is told from its neighbours and dead-lettered,
+``engine/transactional_target.py``); if even the abort fails, the consumer and producer
+are rebuilt from the committed offsets. Message ids come from the source position
 (``bindings.message_id_for``), so a re-run keeps each message's identity.
 """
 
@@ -70,6 +72,7 @@ class _Session:
                                   settings.topic_prefix)
         self._consumer: Consumer | None = None
         self._in_transaction = False
+        self._one_by_one = 0  # records of an aborted batch still to re-run singly
 
     async def open(self) -> None:
         """Initialise the producer first: that aborts a transaction the previous
@@ -86,24 +89,29 @@ class _Session:
         """One batch: consume, process and commit it in one transaction."""
         assert self._consumer is not None
         consumer = self._consumer
-        messages = await asyncio.to_thread(consumer.consume, POLL_BATCH, POLL_TIMEOUT_S)
+        limit = 1 if self._one_by_one else POLL_BATCH
+        messages = await asyncio.to_thread(consumer.consume, limit, POLL_TIMEOUT_S)
         batch = [(m, r) for m in messages if (r := self._connector.source_record(m))]
         if not batch:
             return
         records = [self._ingest_record(m, r.key, r.value, routing_headers(self._binding, r))
                    for m, r in batch]
+        self._targets.attributable = bool(self._one_by_one)
         self._log.begin()
         self._in_transaction = True
         try:
             await self._pipeline.process_batch(records)
             await self._log.commit(_next_offsets(messages), consumer.consumer_group_metadata())
         except Exception as exc:
-            log.warning("exactly-once batch of %s aborted (%s: %s); re-running it",
-                        self._binding.integration_id, type(exc).__name__, exc)
+            log.warning("exactly-once batch of %s aborted (%s: %s); re-running it one record"
+                        " per transaction", self._binding.integration_id,
+                        type(exc).__name__, exc)
             await self._abort_and_rewind(messages)
+            self._one_by_one = max(self._one_by_one, len(messages))
             await asyncio.sleep(ERROR_BACKOFF_S)
             return
         self._in_transaction = False
+        self._one_by_one = max(0, self._one_by_one - len(messages))
         for record in records:  # committed: a poisoned record will not come again
             self._targets.poisoned.pop(record.message_id, None)
 

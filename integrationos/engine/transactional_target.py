@@ -3,10 +3,12 @@ runner's transactional producer, so they commit or abort with the batch's events
 source offsets.
 
 A record the broker refuses for good (too large, topic missing) makes the whole
-transaction fail; the runner aborts and re-runs the batch. So that such a record cannot
-stall its integration for ever, its message id and error are remembered (``poisoned``):
-on the re-run its write fails at once without producing, and the pipeline's error
-strategy dead-letters it inside a transaction that can commit.
+transaction fail; the runner aborts and re-runs the batch one record per transaction
+(``attributable``), because the broker refuses a whole produce request, so in a batch an
+innocent record sharing the request gets the same error. Only a refusal of a record
+written alone is pinned on it: its message id and error are remembered (``poisoned``), its
+next write fails at once without producing, and the pipeline's error strategy
+dead-letters it inside a transaction that can commit.
 """
 
 from __future__ import annotations
@@ -31,14 +33,14 @@ class _TransactionalKafkaTarget(KafkaConnector):
     """The Kafka connector's record, produced into the caller's open transaction."""
 
     def __init__(self, config: dict[str, Any], credentials: dict[str, Any],
-                 log: TransactionalLog, poisoned: dict[str, ConnectorError]) -> None:
+                 log: TransactionalLog, pool: TransactionalTargets) -> None:
         super().__init__(config, credentials)
         self._log = log
-        self._poisoned = poisoned
+        self._pool = pool
         self._topic_ready = not config.get("createTopic")
 
     async def write(self, message: OutboundMessage) -> Delivery:
-        known = self._poisoned.get(message.message_id)
+        known = self._pool.poisoned.get(message.message_id)
         if known is not None:
             raise known
         key, value, headers = self.record_for(message)
@@ -53,8 +55,8 @@ class _TransactionalKafkaTarget(KafkaConnector):
             if exc.error is None:
                 raise ConnectorError("KAFKA_APPEND_FAILED", str(exc), retryable=True) from None
             error = classify_error(exc.error, self.topic)
-            if not error.retryable:
-                self._poisoned[message.message_id] = error
+            if not error.retryable and self._pool.attributable:
+                self._pool.poisoned[message.message_id] = error
             raise error from None
         return Delivery(target=f"kafka:{self.topic}",
                         detail=f"partition {partition} offset {offset} (transactional)")
@@ -72,6 +74,7 @@ class TransactionalTargets(TargetPool):
         self._bootstrap = platform_bootstrap
         self._writers: dict[tuple[str, int], _TransactionalKafkaTarget] = {}
         self.poisoned: dict[str, ConnectorError] = {}
+        self.attributable = False  # True while the runner writes one record per transaction
 
     async def get(self, ref: TargetRef) -> Connector:
         if ref.connector_type != "KAFKA" or not writes_transactionally(ref.config,
@@ -81,7 +84,6 @@ class TransactionalTargets(TargetPool):
         if writer is None:
             sealed = sealed_from_text(ref.credentials_sealed)
             credentials = self._vault.open(sealed) if sealed else {}
-            writer = _TransactionalKafkaTarget(ref.config, credentials, self._log,
-                                               self.poisoned)
+            writer = _TransactionalKafkaTarget(ref.config, credentials, self._log, self)
             self._writers[(ref.connector_id, ref.version)] = writer
         return writer

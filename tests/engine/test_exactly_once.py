@@ -120,12 +120,12 @@ def test_a_record_the_target_refuses_is_dead_lettered_and_the_rest_flow(worker,
     settings = Settings.from_env()
     source, target = f"{settings.topic_prefix}.in", f"{settings.topic_prefix}.out"
     _create_topics(settings, (source, 1, {}),
-                   (target, 2, {"max.message.bytes": str(1_000_000)}))
+                   (target, 2, {"max.message.bytes": str(100_000)}))
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
     for n in range(30):
         record = {"seq": n, "email": f"e{n}@ex"}
         if n == 12:
-            record["blob"] = os.urandom(1_500_000).hex()  # 3 MB, barely compressible
+            record["blob"] = os.urandom(60_000).hex()  # 120 kB, barely compressible
         producer.produce(source, key=f"k{n % 3}".encode(), value=json.dumps(record).encode())
     producer.flush(30)
     outputs = TopicReader(settings.kafka_bootstrap, target)
