@@ -127,6 +127,13 @@ class KafkaConnector(Connector):
                 "description": "Source: the Avro writer schema of every record (valueFormat "
                 "avro; plain Avro binary, not the schema-registry wire format).",
             },
+            "exactlyOnce": {
+                "type": "boolean",
+                "default": True,
+                "description": "Target: when the integration's source is a Kafka topic on "
+                "the platform's cluster too, write in Kafka transactions together with the "
+                "source offsets (docs/exactly-once.md); false keeps at-least-once.",
+            },
             "keyExpression": {
                 "type": "string",
                 "minLength": 1,
@@ -216,32 +223,34 @@ class KafkaConnector(Connector):
         return headers
 
     async def write(self, message: OutboundMessage) -> Delivery:
-        self._templates.check()
+        key, value, headers = self.record_for(message)
         if self._producer is not None and self._producer.broken:
             self._producer.abandon()
             self._producer = None
         if self._producer is None:
             if self.config.get("createTopic"):
-                await asyncio.to_thread(self._create_topic)
+                await asyncio.to_thread(self.create_topic)
             self._producer = self._new_producer()
-        key = self._templates.text("keyExpression", message.payload)
-        if key is None:
-            key = message.key if message.key is not None else message.idempotency_key
-        record = await self._producer.produce(
-            self.topic,
-            key=key.encode(),
-            value=message.encoded(),
-            headers=[
-                ("ios-message-id", message.message_id.encode()),
-                ("ios-idempotency-key", message.idempotency_key.encode()),
-                ("content-type", message.content_type.encode()),
-                *self._templated_headers(message.payload),
-            ],
-        )
+        record = await self._producer.produce(self.topic, key=key, value=value, headers=headers)
         return Delivery(
             target=f"kafka:{self.topic}",
             detail=f"partition {record.partition()} offset {record.offset()}",
         )
+
+    def record_for(self, message: OutboundMessage) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+        """The target record of ``message``: key, value, headers. Shared with the
+        transactional writer of exactly-once integrations, so both write the same record.
+        Raises ``ConnectorError`` (permanent) when a template fails on this payload."""
+        self._templates.check()
+        key = self._templates.text("keyExpression", message.payload)
+        if key is None:
+            key = message.key if message.key is not None else message.idempotency_key
+        return key.encode(), message.encoded(), [
+            ("ios-message-id", message.message_id.encode()),
+            ("ios-idempotency-key", message.idempotency_key.encode()),
+            ("content-type", message.content_type.encode()),
+            *self._templated_headers(message.payload),
+        ]
 
     def _new_producer(self) -> _AsyncProducer:
         acks = self.config.get("acks", "all")
@@ -257,9 +266,9 @@ class KafkaConnector(Connector):
                 "topic.metadata.propagation.max.ms": 5000,
             })
         except KafkaException as exc:  # librdkafka rejected the configuration
-            raise _classify(exc.args[0], self.topic) from None
+            raise classify_error(exc.args[0], self.topic) from None
 
-    def _create_topic(self, timeout: float = 30) -> None:
+    def create_topic(self, timeout: float = 30) -> None:
         """Blocking: create the target topic (replication per broker default) if missing."""
         admin = AdminClient(self._client_config())
         try:
@@ -271,7 +280,7 @@ class KafkaConnector(Connector):
         except KafkaException as exc:
             err = exc.args[0]
             if err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise _classify(err, self.topic) from None
+                raise classify_error(err, self.topic) from None
 
     async def test(self, timeout: float = 10.0) -> HealthReport:
         started = time.monotonic()
@@ -303,42 +312,48 @@ class KafkaConnector(Connector):
             return "DOWN", f"topic {self.topic!r}: {_describe(found.error)}"
         return "UP", f"topic {self.topic}: {len(found.partitions)} partitions"
 
+    def consumer_config(self) -> dict[str, Any]:
+        """librdkafka settings of the source's consumer (group, start, manual commits)."""
+        if self._problem is not None:
+            raise ConnectorError("KAFKA_BAD_CONFIG", self._problem, retryable=False)
+        group = self.config.get("consumerGroup")
+        if not group:
+            raise ConnectorError("KAFKA_NO_GROUP", "a Kafka source needs a consumerGroup",
+                                 retryable=False)
+        return {
+            **self._client_config(),
+            "group.id": group,
+            "auto.offset.reset": self.config.get("startFrom", "earliest"),
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+
     def _source_consumer(self) -> Consumer:
         if self._consumer is None:
-            group = self.config.get("consumerGroup")
-            if not group:
-                raise ConnectorError("KAFKA_NO_GROUP", "a Kafka source needs a consumerGroup",
-                                     retryable=False)
-            self._consumer = Consumer({
-                **self._client_config(),
-                "group.id": group,
-                "auto.offset.reset": self.config.get("startFrom", "earliest"),
-                "enable.auto.commit": False,
-                "enable.partition.eof": False,
-            })
+            self._consumer = Consumer(self.consumer_config())
             self._consumer.subscribe([self.topic])
         return self._consumer
 
     async def poll(self, max_records: int, timeout: float) -> list[SourceRecord]:
         """Consume from the topic; offsets are committed only by ``commit`` (at-least-once)."""
-        if self._problem is not None:
-            raise ConnectorError("KAFKA_BAD_CONFIG", self._problem, retryable=False)
         consumer = self._source_consumer()
         batch = await asyncio.to_thread(consumer.consume, max_records, timeout)
-        records = []
-        for msg in batch:
-            if msg.error():
-                if msg.error().code() in _UNKNOWN_TOPIC:
-                    raise ConnectorError("KAFKA_UNKNOWN_TOPIC",
-                                         f"topic {self.topic!r} does not exist", retryable=True)
-                continue  # transient consumer errors are retried by librdkafka itself
-            position = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
-            records.append(SourceRecord(
-                key=msg.key(), value=self._json_value(msg.value() or b"", position),
-                position=position,
-                headers={k: v or b"" for k, v in (msg.headers() or [])},
-            ))
-        return records
+        return [record for msg in batch if (record := self.source_record(msg)) is not None]
+
+    def source_record(self, msg: Message) -> SourceRecord | None:
+        """One consumed record as the engine reads it (value decoded to JSON); None for a
+        transient consumer error, which librdkafka retries itself. Shared with the
+        exactly-once runner, which consumes with its own transactional settings."""
+        if msg.error():
+            if msg.error().code() in _UNKNOWN_TOPIC:
+                raise ConnectorError("KAFKA_UNKNOWN_TOPIC",
+                                     f"topic {self.topic!r} does not exist", retryable=True)
+            return None
+        position = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
+        return SourceRecord(
+            key=msg.key(), value=self._json_value(msg.value() or b"", position),
+            position=position, headers={k: v or b"" for k, v in (msg.headers() or [])},
+        )
 
     def _json_value(self, raw: bytes, position: str) -> bytes:
         """The value as the JSON the pipeline reads, or ``raw`` if it does not decode."""
@@ -404,7 +419,7 @@ class _AsyncProducer:
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is not None and err.fatal():
                 self.broken = True
-            outcome = _classify(err, topic) if err is not None else msg
+            outcome = classify_error(err, topic) if err is not None else msg
             with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
                 loop.call_soon_threadsafe(_settle, future, outcome)
 
@@ -417,7 +432,7 @@ class _AsyncProducer:
             except BufferError:  # local queue full: give the poller time to drain it
                 await asyncio.sleep(0.05)
             except KafkaException as exc:
-                raise _classify(exc.args[0], topic) from None
+                raise classify_error(exc.args[0], topic) from None
         return await future
 
     def close(self, timeout: float = 10) -> None:
@@ -460,7 +475,7 @@ def _settle(future: asyncio.Future[Message], outcome: Message | ConnectorError) 
         future.set_result(outcome)
 
 
-def _classify(err: KafkaError, topic: str) -> ConnectorError:
+def classify_error(err: KafkaError, topic: str) -> ConnectorError:
     code = f"KAFKA_{err.name().lstrip('_')}"
     if err.code() in _UNKNOWN_TOPIC:
         return ConnectorError(code, f"topic {topic!r} does not exist", retryable=False)

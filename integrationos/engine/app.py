@@ -26,6 +26,7 @@ from typing import Any
 import faust
 
 from integrationos.engine.pipeline import IngestRecord, release_plan
+from integrationos.engine.read_committed import ReadCommittedTransport
 from integrationos.engine.runtime import WorkerRuntime
 from integrationos.settings import Settings
 from integrationos.store.projector import LogRecord
@@ -82,6 +83,9 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         broker_heartbeat_interval=3.0,
         stream_wait_empty=False,
     )
+    # Message events of exactly-once integrations are written in transactions: project
+    # only committed ones (engine/read_committed.py).
+    app.transport = ReadCommittedTransport(app.conf.broker_consumer, app)
 
     def raw_topic(*names: str) -> faust.TopicT:
         return app.topic(*names, key_type=bytes, value_type=bytes,

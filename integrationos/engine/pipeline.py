@@ -125,7 +125,14 @@ class Pipeline:
         groups: dict[tuple[int, bytes | None], list[IngestRecord]] = defaultdict(list)
         for record in records:
             groups[(record.partition, record.key)].append(record)
-        await asyncio.gather(*(self._process_in_order(g, pending) for g in groups.values()))
+        # Every group ends before this returns or raises: none may go on writing after the
+        # caller gave up on the batch (an exactly-once runner aborts and re-runs it).
+        outcomes = await asyncio.gather(
+            *(self._process_in_order(g, pending) for g in groups.values()),
+            return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         await asyncio.gather(*pending)
 
     async def _process_in_order(

@@ -54,7 +54,7 @@ class WorkerRuntime:
             targets=targets,
             pipeline=pipeline,
             lookups=lookups,
-            sources=SourceManager(database, vault, producer, settings.topic_prefix),
+            sources=SourceManager(database, vault, producer, settings, lookups),
             projector=Projector(database),
             replays=ReplayRunner(database, producer, settings.kafka_bootstrap,
                                  settings.topic_prefix),

@@ -8,6 +8,9 @@ it forwarded, so a crash re-reads (never skips) records; the message id is deriv
 record's position in its source, so a re-read record keeps its id and idempotency key and
 targets can drop the duplicate. Every worker runs the same runners: for a Kafka source they
 share one consumer group, so the source's partitions are spread over the workers.
+
+A Kafka source whose integration writes to a Kafka target on the same (the platform's)
+cluster is run exactly-once instead (``engine/exactly_once.py``, docs/exactly-once.md).
 """
 
 from __future__ import annotations
@@ -16,16 +19,24 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
-from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
 from integrationos.connectors import registry
 from integrationos.connectors.base import Connector, ConnectorError, SourceRecord
 from integrationos.connectors.credentials import CredentialVault
+from integrationos.connectors.kafka import KafkaConnector
+from integrationos.engine.bindings import (
+    SourceBinding,
+    active_bindings,
+    routing_headers,
+    runs_exactly_once,
+)
+from integrationos.engine.exactly_once import ExactlyOnceRunner
+from integrationos.engine.lookups import LookupService
+from integrationos.settings import Settings
 from integrationos.store.projections import sealed_from_text
-from integrationos.store.tables import connectors, integrations, source_checkpoints
+from integrationos.store.tables import source_checkpoints
 from integrationos.topics import event_types as t
 from integrationos.topics.catalog import INGEST, SOURCE_CHECKPOINTS
 from integrationos.topics.envelope import Event
@@ -33,57 +44,9 @@ from integrationos.topics.producer import LogProducer
 
 log = logging.getLogger(__name__)
 
-_SOURCE_ID_NAMESPACE = uuid.UUID("0b6f3c1e-5f38-4a0e-8f7e-2f5a0d1c9e42")
 POLL_BATCH = 500
 POLL_TIMEOUT_S = 0.5
 ERROR_BACKOFF_S = 2.0
-# Record headers a source sets that travel with the record: the trace, the payload's type
-# (e.g. XML files) and why a source could not parse a row (application/x-malformed).
-_PASSED_HEADERS = ("traceparent", "ios-content-type", "ios-source-error")
-
-
-@dataclass(frozen=True)
-class SourceBinding:
-    """An integration reading from a pull-based source connector, at given versions."""
-
-    integration_id: str
-    tenant: str
-    connector_id: str
-    connector_type: str
-    config_json: str
-    credentials_sealed: str | None
-    versions: tuple[int, int]
-
-
-def message_id_for(integration_id: str, record: SourceRecord) -> str:
-    position = f"{integration_id}/{record.position}"
-    return "msg_" + uuid.uuid5(_SOURCE_ID_NAMESPACE, position).hex[:24]
-
-
-def _polls(connector_type: str) -> bool:
-    try:
-        return registry.connector_class(connector_type).poll is not Connector.poll
-    except registry.UnknownConnectorType:
-        return False
-
-
-def active_bindings(database: Engine) -> list[SourceBinding]:
-    query = (
-        select(integrations.c.id, integrations.c.tenant_id, integrations.c.version,
-               connectors.c.id.label("connector_id"), connectors.c.connector_type,
-               connectors.c.config_json, connectors.c.credentials_sealed,
-               connectors.c.version.label("cv"))
-        .join(connectors, connectors.c.id == integrations.c.source_connector_id)
-        .where(integrations.c.status == "ACTIVE", integrations.c.deleted.is_(False),
-               connectors.c.deleted.is_(False), connectors.c.tenant_id == integrations.c.tenant_id)
-    )
-    with database.connect() as conn:
-        rows = list(conn.execute(query))
-    return [
-        SourceBinding(r.id, r.tenant_id, r.connector_id, r.connector_type, r.config_json,
-                      r.credentials_sealed, (r.version, r.cv))
-        for r in rows if _polls(r.connector_type)
-    ]
 
 
 class SourceRunner:
@@ -136,34 +99,26 @@ class SourceRunner:
              "checkpoint": checkpoint}))
 
     async def _forward(self, records: list[SourceRecord]) -> None:
-        b = self.binding
-        pending = []
-        for record in records:
-            headers = [
-                ("ios-tenant", b.tenant.encode()),
-                ("ios-integration", b.integration_id.encode()),
-                ("ios-message-id", message_id_for(b.integration_id, record).encode()),
-                ("ios-source", f"{b.connector_type.lower()}:{record.position}".encode()),
-            ]
-            headers += [(name, record.headers[name]) for name in _PASSED_HEADERS
-                        if name in record.headers]
-            pending.append(self._producer.produce(self._ingest_topic, record.key, record.value,
-                                                  headers))
-        await asyncio.gather(*pending)
+        await asyncio.gather(*(
+            self._producer.produce(self._ingest_topic, record.key, record.value,
+                                   routing_headers(self.binding, record))
+            for record in records))
 
 
 class SourceManager:
     """Keeps one runner per active pull-based source, in step with the projections."""
 
     def __init__(self, database: Engine, vault: CredentialVault, producer: LogProducer,
-                 topic_prefix: str) -> None:
+                 settings: Settings, lookups: LookupService) -> None:
         self._database = database
         self._vault = vault
         self._producer = producer
-        self._ingest_topic = INGEST.name(topic_prefix)
-        self._checkpoint_topic = SOURCE_CHECKPOINTS.name(topic_prefix)
-        self._prefix = topic_prefix
-        self._runners: dict[str, SourceRunner] = {}
+        self._settings = settings
+        self._lookups = lookups
+        self._ingest_topic = INGEST.name(settings.topic_prefix)
+        self._checkpoint_topic = SOURCE_CHECKPOINTS.name(settings.topic_prefix)
+        self._prefix = settings.topic_prefix
+        self._runners: dict[str, SourceRunner | ExactlyOnceRunner] = {}
 
     async def sync(self) -> None:
         wanted = {b.integration_id: b for b in
@@ -174,12 +129,21 @@ class SourceManager:
                 await runner.stop()
         for integration_id, binding in wanted.items():
             if integration_id not in self._runners:
-                connector = self._build(binding)
-                connector.restore(await asyncio.to_thread(self._stored_checkpoint, binding))
-                runner = SourceRunner(binding, connector, self._producer, self._ingest_topic,
-                                      self._checkpoint_topic)
+                runner = await self._runner_for(binding)
                 self._runners[integration_id] = runner
                 runner.start()
+
+    async def _runner_for(self, binding: SourceBinding) -> SourceRunner | ExactlyOnceRunner:
+        """Exactly-once where the rule allows it (``bindings.runs_exactly_once``), else the
+        at-least-once runner that forwards to the ingest topic."""
+        connector = self._build(binding)
+        if (isinstance(connector, KafkaConnector)
+                and runs_exactly_once(binding, self._settings.kafka_bootstrap)):
+            return ExactlyOnceRunner(binding, connector, self._settings, self._vault,
+                                     self._lookups, self._database)
+        connector.restore(await asyncio.to_thread(self._stored_checkpoint, binding))
+        return SourceRunner(binding, connector, self._producer, self._ingest_topic,
+                            self._checkpoint_topic)
 
     def _stored_checkpoint(self, binding: SourceBinding) -> str | None:
         """The last projected checkpoint of this integration's source, for this connector

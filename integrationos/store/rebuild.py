@@ -27,6 +27,9 @@ def rebuild(engine: Engine, bootstrap: str, topics: list[str]) -> int:
         "group.id": "integrationos-rebuild",
         "enable.auto.commit": False,
         "enable.partition.eof": False,
+        # As the live projections read: exactly-once integrations write message events in
+        # transactions, and an aborted one's events never happened.
+        "isolation.level": "read_committed",
     })
     try:
         ends: dict[tuple[str, int], int] = {}
@@ -48,12 +51,15 @@ def rebuild(engine: Engine, bootstrap: str, topics: list[str]) -> int:
                 if tp not in ends or msg.offset() >= ends[tp]:
                     continue
                 batch.append(LogRecord(msg.topic(), msg.partition(), msg.offset(), msg.value()))
-                if msg.offset() + 1 >= ends[tp]:
-                    del ends[tp]
             if batch:
                 projector.apply(batch)
                 read += len(batch)
                 batch = []
+            # The position, not the last record seen: a partition written in transactions
+            # ends with a commit or abort marker, which is never handed out as a record.
+            for position in consumer.position([TopicPartition(t, p) for t, p in ends]):
+                if position.offset >= ends[(position.topic, position.partition)]:
+                    del ends[(position.topic, position.partition)]
         return read
     finally:
         consumer.close()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -20,13 +21,22 @@ Headers = Sequence[tuple[str, bytes]]
 
 
 class AppendFailed(RuntimeError):
-    """The broker did not take a record (after the producer's own retries)."""
+    """The broker did not take a record (after the producer's own retries).
+
+    ``error`` is librdkafka's error, kept so a caller can classify it (permanent or not).
+    """
+
+    def __init__(self, message: str, error: KafkaError | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class LogProducer:
     """Thread-safe wrapper that bridges delivery reports to asyncio futures."""
 
-    def __init__(self, bootstrap: str, client_id: str = "integrationos") -> None:
+    def __init__(self, bootstrap: str, client_id: str = "integrationos",
+                 extra: Mapping[str, Any] | None = None) -> None:
+        """``extra`` adds librdkafka settings (a transactional producer's id and timeout)."""
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -36,6 +46,7 @@ class LogProducer:
                 "linger.ms": 5,
                 "compression.type": "lz4",
                 "message.max.bytes": 8 * 1024 * 1024,
+                **(extra or {}),
             }
         )
         self._stopping = threading.Event()
@@ -54,7 +65,7 @@ class LogProducer:
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
-                loop.call_soon_threadsafe(_fail, future, AppendFailed(str(err)))
+                loop.call_soon_threadsafe(_fail, future, AppendFailed(str(err), err))
             else:
                 loop.call_soon_threadsafe(_resolve, future, (msg.partition(), msg.offset()))
 
