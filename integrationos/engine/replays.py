@@ -6,8 +6,9 @@ until they are durable, then puts the records back on the ingest topic, then rep
 progress. The pipeline then runs them against the integration's current version.
 
 Idempotent by construction: before selecting, the runner waits until the message-events
-projection has caught up with the log, so a message an earlier replay (or this one, before
-a crash) already sent is no longer ``DEAD_LETTERED``/``PARKED`` and is not sent again.
+projection has caught up with the log (a barrier event on every partition), so a message
+an earlier replay (or this one, before a crash) already sent is no longer
+``DEAD_LETTERED``/``PARKED`` and is not sent again.
 Replays run one at a time (their topic has one partition).
 """
 
@@ -20,7 +21,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from sqlalchemy import Engine, select
 
 from integrationos.engine.replay_sources import (
@@ -59,12 +60,7 @@ class ReplayRunner:
         self._events_topic = MESSAGE_EVENTS.name(topic_prefix)
         self._ingest_topic = INGEST.name(topic_prefix)
         self._replays_topic = REPLAYS.name(topic_prefix)
-        self._watermarks = Consumer({"bootstrap.servers": bootstrap,
-                                     "group.id": "ios-replay-watermarks",
-                                     "enable.auto.commit": False})
-
-    def close(self) -> None:
-        self._watermarks.close()
+        self._metadata = AdminClient({"bootstrap.servers": bootstrap})
 
     async def handle(self, request: Event) -> None:
         """Carry out one replay request; any failure ends it as FAILED, never the worker."""
@@ -76,7 +72,7 @@ class ReplayRunner:
         try:
             settle = CATALOG_SETTLE_S - (time.time() * 1000 - request.data["requestedAt"]) / 1000
             await asyncio.sleep(max(settle, 0.0))
-            await self._wait_for_projection()
+            await self._wait_for_projection(request)
             if request.data["kind"] == "STREAM":
                 await self._replay_stream(request, progress)
             else:
@@ -143,25 +139,32 @@ class ReplayRunner:
                 replays.c.id == replay_id)).scalar_one_or_none()
         return status in ("COMPLETED", "FAILED")
 
-    async def _wait_for_projection(self) -> None:
-        """Until the message-events projection has applied everything in the log now."""
-        ends = await asyncio.to_thread(self._event_log_ends)
+    async def _wait_for_projection(self, request: Event) -> None:
+        """Until the message-events projection has applied everything in the log now.
+
+        A ``replay.barrier`` event goes to every partition; once the projection has passed
+        each one, everything before it is applied. (Comparing with the partitions' end
+        offsets would wait forever behind a transaction marker, which takes an offset but
+        is never a record the projection sees.)"""
+        partitions = await asyncio.to_thread(self._event_partitions)
+        barrier = request.caused(t.REPLAY_BARRIER, request.data["replayId"],
+                                 {"replayId": request.data["replayId"]})
+        placed = await asyncio.gather(*(self._producer.append(self._events_topic, barrier, p)
+                                        for p in partitions))
         deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
-        while not await asyncio.to_thread(self._projected, ends):
+        while not await asyncio.to_thread(self._projected, dict(placed)):
             if time.monotonic() > deadline:
                 raise TimeoutError("the message-events projection did not catch up within "
                                    f"{CATCH_UP_TIMEOUT_S:g} s")
             await asyncio.sleep(0.1)
 
-    def _event_log_ends(self) -> dict[int, int]:
+    def _event_partitions(self) -> list[int]:
         topic = self._events_topic
-        partitions = self._watermarks.list_topics(topic, timeout=30).topics[topic].partitions
-        return {p: self._watermarks.get_watermark_offsets(TopicPartition(topic, p), 30)[1]
-                for p in partitions}
+        return list(self._metadata.list_topics(topic, timeout=30).topics[topic].partitions)
 
-    def _projected(self, ends: dict[int, int]) -> bool:
-        return all(applied_through(self._engine, self._events_topic, p) >= end
-                   for p, end in ends.items() if end > 0)
+    def _projected(self, barriers: dict[int, int]) -> bool:
+        return all(applied_through(self._engine, self._events_topic, p) > offset
+                   for p, offset in barriers.items())
 
 
 class _Progress:

@@ -66,7 +66,6 @@ class WorkerRuntime:
         await self.sources.close()
         await self.targets.close()
         self.lookups.close()
-        self.replays.close()
         self.producer.close()
         self.db_writer.shutdown(wait=True)
         self.database.dispose()

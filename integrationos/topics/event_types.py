@@ -37,6 +37,7 @@ MESSAGE_REPLAYED = "message.replayed"
 
 REPLAY_PROGRESSED = "replay.progressed"
 REPLAY_COMPLETED = "replay.completed"
+REPLAY_BARRIER = "replay.barrier"
 
 SCHEMA_VERSION_ADDED = "schema.version_added"
 SCHEMA_DELETED = "schema.deleted"

@@ -58,8 +58,10 @@ class LogProducer:
             self._producer.poll(0.05)
 
     def produce(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers = ()
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers = (),
+        partition: int | None = None,
     ) -> asyncio.Future[tuple[int, int]]:
+        """Append a record (to ``partition``, or the one its key hashes to)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[int, int]] = loop.create_future()
 
@@ -71,17 +73,17 @@ class LogProducer:
 
         while True:
             try:
-                self._producer.produce(
-                    topic, value=value, key=key, headers=list(headers), on_delivery=on_delivery
-                )
+                placed = {} if partition is None else {"partition": partition}
+                self._producer.produce(topic, value=value, key=key, headers=list(headers),
+                                       on_delivery=on_delivery, **placed)
                 return future
             except BufferError:  # local queue full: let the poller drain it
                 self._producer.poll(0.05)
 
-    def append(self, topic: str, event: Event) -> asyncio.Future[tuple[int, int]]:
-        return self.produce(
-            topic, event.aggregate_id.encode(), codec.encode(event), codec.headers_for(event)
-        )
+    def append(self, topic: str, event: Event, partition: int | None = None
+               ) -> asyncio.Future[tuple[int, int]]:
+        return self.produce(topic, event.aggregate_id.encode(), codec.encode(event),
+                            codec.headers_for(event), partition)
 
     def produce_sync(self, topic: str, key: bytes | None, value: bytes, headers: Headers = (),
                      timeout: float = 30) -> tuple[int, int]:

@@ -239,6 +239,7 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
         [_f("replayId", "string"), _f("total", "long"), _f("sent", "long"),
          _f("skipped", "long")],
     ),
+    (t.REPLAY_BARRIER, 1): _record("ReplayBarrier", [_f("replayId", "string")]),
     (t.REPLAY_COMPLETED, 1): _record(
         "ReplayCompleted",
         [_f("replayId", "string"), _f("status", "string"), _f("total", "long"),

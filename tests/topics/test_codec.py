@@ -76,6 +76,7 @@ SAMPLES = {
         "fromJson": None, "requestedAt": 1_700_000_000_000, "requestedBy": None},
     t.MESSAGE_REPLAYED: {"messageId": "m", "integrationId": "i", "replayId": "rpl_1",
                          "payloadJson": None},
+    t.REPLAY_BARRIER: {"replayId": "rpl_1"},
     t.REPLAY_PROGRESSED: {"replayId": "rpl_1", "total": 3, "sent": 1, "skipped": 0},
     t.REPLAY_COMPLETED: {"replayId": "rpl_1", "status": "COMPLETED", "total": 3, "sent": 2,
                          "skipped": 1, "error": None},
