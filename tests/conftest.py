@@ -8,7 +8,6 @@ that needs topics gets its own ``IOS_TOPIC_PREFIX`` so tests never see each othe
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from integrationos.cli.devbroker import DevBroker
 from integrationos.settings import Settings
 from tests.sshd import sshd  # noqa: F401  (the real OpenSSH server fixture)
+from tests.support import WorkerProcess, platform_environment
 
 
 @pytest.fixture(scope="session")
@@ -97,61 +97,10 @@ def platform_env(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[dict[str, str]]:
     """Environment of one isolated platform: own topics, own database, own master key."""
-    env = {
-        "IOS_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "IOS_TOPIC_PREFIX": topic_prefix,
-        "IOS_DATA_DIR": str(tmp_path / "data"),
-        "DATABASE_URL": database_url,
-        "IOS_MASTER_KEY": "",
-    }
+    env = platform_environment(kafka_bootstrap, topic_prefix, tmp_path / "data", database_url)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     yield env
-
-
-class WorkerProcess:
-    """A real engine worker (`integrationos worker`) in a child process."""
-
-    def __init__(self, env: dict[str, str], worker_id: str = "worker-1") -> None:
-        self.env = {**os.environ, **env, "IOS_WORKER_ID": worker_id}
-        self.worker_id = worker_id
-        self.ready_file = Path(env["IOS_DATA_DIR"]) / f"{worker_id}.ready"
-        self.log_path = Path(env["IOS_DATA_DIR"]) / f"{worker_id}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 90) -> None:
-        self.ready_file.unlink(missing_ok=True)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "integrationos.cli.main", "worker", "--loglevel", "info"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while not self.ready_file.exists():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hook runs, nothing is flushed or committed."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @pytest.fixture

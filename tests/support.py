@@ -1,14 +1,20 @@
-"""Test helpers that use only real components: a recording HTTP target, log appends,
-and polling of the projections."""
+"""Test helpers that use only real components: a worker process, recording HTTP targets,
+log appends, and polling of the projections."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
@@ -17,12 +23,71 @@ from sqlalchemy import func, select
 from integrationos.connectors.credentials import CredentialVault
 from integrationos.settings import Settings
 from integrationos.store.database import open_database
-from integrationos.store.tables import integrations, messages
+from integrationos.store.tables import dlq_entries, integrations, messages
 from integrationos.topics import codec
 from integrationos.topics import event_types as t
 from integrationos.topics.catalog import CONFIG, INGEST
 from integrationos.topics.envelope import Event
 from integrationos.topics.producer import LogProducer
+
+
+def platform_environment(kafka_bootstrap: str, topic_prefix: str, data_dir: Path,
+                         database_url: str) -> dict[str, str]:
+    """The variables that make one isolated platform: its broker, its own topics (by prefix),
+    its own data directory and database, and a master key generated in that directory."""
+    return {
+        "IOS_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "IOS_TOPIC_PREFIX": topic_prefix,
+        "IOS_DATA_DIR": str(data_dir),
+        "DATABASE_URL": database_url,
+        "IOS_MASTER_KEY": "",
+    }
+
+
+class WorkerProcess:
+    """A real engine worker (`integrationos worker`) in a child process."""
+
+    def __init__(self, env: dict[str, str], worker_id: str = "worker-1") -> None:
+        self.env = {**os.environ, **env, "IOS_WORKER_ID": worker_id}
+        self.worker_id = worker_id
+        self.ready_file = Path(env["IOS_DATA_DIR"]) / f"{worker_id}.ready"
+        self.log_path = Path(env["IOS_DATA_DIR"]) / f"{worker_id}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90) -> None:
+        self.ready_file.unlink(missing_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "integrationos.cli.main", "worker", "--loglevel", "info"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.ready_file.exists():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, nothing is flushed or committed."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
 
 
 class _Server(ThreadingHTTPServer):
@@ -46,14 +111,11 @@ class RecordingTarget:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status = target.status
-                with target._lock:
-                    target.received.append({
-                        "idempotency_key": self.headers.get("Idempotency-Key"),
-                        "authorization": self.headers.get("Authorization"),
-                        "body": json.loads(body),
-                        "status": status,  # what this request was answered
-                    })
+                status = target.answer({
+                    "idempotency_key": self.headers.get("Idempotency-Key"),
+                    "authorization": self.headers.get("Authorization"),
+                    "body": json.loads(body),
+                })
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -80,6 +142,17 @@ class RecordingTarget:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
+    def answer(self, request: dict[str, Any]) -> int:
+        """Choose the status one POST is answered with; record the request with it."""
+        with self._lock:
+            status = self._status_for(request)
+            self.received.append({**request, "status": status})  # what it was answered
+        return status
+
+    def _status_for(self, request: dict[str, Any]) -> int:
+        """The status of a POST (called holding the lock)."""
+        return self.status
+
     def keys(self) -> list[str]:
         with self._lock:
             return [r["idempotency_key"] for r in self.received]
@@ -87,6 +160,37 @@ class RecordingTarget:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class IdempotentTarget(RecordingTarget):
+    """A target that applies each ``Idempotency-Key`` at most once, as Stripe does: a request
+    repeating a key already applied is acknowledged (200) and changes nothing. This is what
+    makes "delivered twice" measurable: at-least-once delivery may repeat a request, but a
+    payload applied under two different keys would be a real double application.
+
+    ``verdict`` chooses what a not-yet-applied request is answered (e.g. 503 once to force a
+    retry, 422 to reject a payload); only a 2xx answer applies it.
+    """
+
+    def __init__(self, verdict: Callable[[Any], int] = lambda body: 200) -> None:
+        self.applied: dict[str, Any] = {}  # Idempotency-Key -> the body applied under it
+        self.replays = 0  # requests whose key was already applied: redeliveries suppressed
+        self._verdict = verdict
+        super().__init__()
+
+    def _status_for(self, request: dict[str, Any]) -> int:
+        key = request["idempotency_key"]
+        if key in self.applied:
+            self.replays += 1
+            return 200
+        status = self._verdict(request["body"])
+        if 200 <= status < 300:
+            self.applied[key] = request["body"]
+        return status
+
+    def applied_bodies(self) -> list[Any]:
+        with self._lock:
+            return list(self.applied.values())
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -178,6 +282,52 @@ def config_events(settings: Settings, type_: str) -> list[Event]:
         consumer.close()
 
 
+_MALFORMED: tuple[Callable[[int], bytes], ...] = (
+    lambda n: f'{{"seq": {n}, "name": '.encode(),  # cut short
+    lambda n: f'{{"seq": {n}}} and then some'.encode(),  # trailing garbage
+    lambda n: f"{{'seq': {n}}}".encode(),  # a Python dict, not JSON
+    lambda n: b"\xc3\x28 seq " + str(n).encode(),  # not even UTF-8
+)
+
+
+def malformed_record(n: int) -> bytes:
+    """A record value that is not JSON, in one of several ways, still carrying the number
+    ``n`` as its first digits so it can be told apart from the others in the DLQ."""
+    return _MALFORMED[n % len(_MALFORMED)](n)
+
+
+def first_number(value: bytes) -> int:
+    """The first run of digits in a record value: the sequence number the tests put there."""
+    digits = re.search(rb"\d+", value)
+    assert digits is not None, f"no sequence number in {value[:80]!r}"
+    return int(digits.group())
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[Message]:
+    """Every record of ``topic`` written so far: each partition read up to its end."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in partitions}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        records: list[Message] = []
+        positions = dict.fromkeys(partitions, -1)
+        deadline = time.monotonic() + timeout
+        while any(positions[p] + 1 < ends[p] for p in partitions):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end within {timeout}s")
+            record = consumer.poll(1.0)
+            if record is None or record.error():
+                continue
+            records.append(record)
+            positions[record.partition()] = record.offset()
+        return records
+    finally:
+        consumer.close()
+
+
 def configure_kafka_to_kafka(settings: Settings, source_topic: str, target_topic: str,
                              expression: str, exactly_once: bool = True) -> None:
     """A Kafka source, a Kafka target (both on the platform's broker) and an integration
@@ -227,3 +377,13 @@ class TopicReader:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def dead_letter_rows(settings: Settings) -> dict[str, Any]:
+    """The ``dlq_entries`` projection, by message id."""
+    engine = open_database(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            return {row.id: row for row in conn.execute(select(dlq_entries))}
+    finally:
+        engine.dispose()
