@@ -194,14 +194,16 @@ def _ids_with_status(settings: Settings, status: str) -> set[str]:
         engine.dispose()
 
 
-def _unleash(schedule: tuple[tuple[float, str], ...], stream: Stream, target: IdempotentTarget,
-             worker: WorkerProcess, broker: DevBroker, started: float) -> list[str]:
+def _unleash(feeder: Feeder, worker: WorkerProcess, broker: DevBroker,
+             started: float) -> list[str]:
     """Run the schedule; return what happened when (seconds since the first record)."""
     moments = []
-    for fraction, action in schedule:
-        wait_for(lambda f=fraction: len(target.applied) >= f * len(stream.good), 300,
+    applied, good = feeder.target.applied, len(feeder.stream.good)
+    for fraction, action in SCHEDULE:
+        wait_for(lambda f=fraction: len(applied) >= f * good, 300,
                  f"{fraction:.0%} of the payloads applied")
-        at = f"{action} at {time.monotonic() - started:.1f}s ({len(target.applied)} applied)"
+        at = (f"{action} at {time.monotonic() - started:.1f}s ({feeder.sent} sent, "
+              f"{len(applied)} applied)")
         if action == "kill worker":
             worker.kill()
             worker.start()
@@ -224,7 +226,7 @@ def test_nothing_is_lost_or_applied_twice_through_worker_kills_and_a_broker_rest
         feeding = threading.Thread(target=feeder.run, daemon=True)
         started = time.monotonic()
         feeding.start()
-        moments = _unleash(SCHEDULE, stream, target, worker, chaos_broker, started)
+        moments = _unleash(feeder, worker, chaos_broker, started)
         feeding.join(300)
         assert not feeding.is_alive() and feeder.errors == [] and feeder.sent == TOTAL
         wait_for(lambda: _settled(settings) >= TOTAL, 300,
