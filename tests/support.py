@@ -89,7 +89,6 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-
 class _Server(ThreadingHTTPServer):
     """The standard library's default listen backlog (5) resets connections when a worker
     delivers hundreds of messages at once; a real target would queue them."""
