@@ -17,7 +17,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from sqlalchemy import func, select
 
 from integrationos.connectors.credentials import CredentialVault
@@ -304,79 +311,31 @@ def first_number(value: bytes) -> int:
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[Message]:
-    """Every record of ``topic`` written so far: each partition read up to its end."""
+    """Every committed record of ``topic`` so far: each partition read until the consumer
+    reports its end (which, unlike counting offsets, also holds behind transaction markers)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False, "enable.partition.eof": True,
+                         "isolation.level": "read_committed"})
     try:
         partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                for p in partitions}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         records: list[Message] = []
-        positions = dict.fromkeys(partitions, -1)
+        reading = set(partitions)
         deadline = time.monotonic() + timeout
-        while any(positions[p] + 1 < ends[p] for p in partitions):
+        while reading:
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read {topic} to its end within {timeout}s")
             record = consumer.poll(1.0)
-            if record is None or record.error():
+            if record is None:
                 continue
-            records.append(record)
-            positions[record.partition()] = record.offset()
+            error = record.error()
+            if error is None:
+                records.append(record)
+            elif error.code() == KafkaError._PARTITION_EOF:
+                reading.discard(record.partition())
         return records
     finally:
         consumer.close()
-
-
-def configure_kafka_to_kafka(settings: Settings, source_topic: str, target_topic: str,
-                             expression: str, exactly_once: bool = True) -> None:
-    """A Kafka source, a Kafka target (both on the platform's broker) and an integration
-    between them, appended to the config log; waits until the integration is projected."""
-    producer = LogProducer(settings.kafka_bootstrap)
-    topic = CONFIG.name(settings.topic_prefix)
-    producer.append_sync(topic, Event(t.CONNECTOR_CREATED, "acme", "con_src", {
-        "id": "con_src", "name": "source", "connectorType": "KAFKA",
-        "configJson": json.dumps({"topic": source_topic}), "credentials": None, "version": 1}))
-    producer.append_sync(topic, Event(t.CONNECTOR_CREATED, "acme", "con_out", {
-        "id": "con_out", "name": "target", "connectorType": "KAFKA",
-        "configJson": json.dumps({"topic": target_topic, "exactlyOnce": exactly_once}),
-        "credentials": None, "version": 1}))
-    producer.append_sync(topic, Event(t.INTEGRATION_CREATED, "acme", "int_k2k", {
-        "id": "int_k2k", "name": "kafka to kafka", "environment": "DEV",
-        "sourceConnectorId": "con_src", "targetConnectorId": "con_out",
-        "transformationId": None, "transformationVersion": None, "expression": expression,
-        "errorStrategy": "RETRY_3_DLQ", "version": 1}))
-    producer.close()
-    engine = open_database(settings.database_url)
-
-    def projected() -> bool:
-        with engine.connect() as conn:
-            return conn.execute(select(integrations.c.id)).first() is not None
-
-    wait_for(projected, 30, "the integration to be projected")
-    engine.dispose()
-
-
-class TopicReader:
-    """Reads a topic from its start as a downstream consumer would, in its own group, with
-    the isolation level given (``read_committed`` is what exactly-once promises to)."""
-
-    def __init__(self, bootstrap: str, topic: str, isolation: str = "read_committed") -> None:
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "isolation.level": isolation, "auto.offset.reset": "earliest",
-            "enable.auto.commit": False, "enable.partition.eof": False,
-        })
-        self._consumer.subscribe([topic])
-        self.records: list[Message] = []
-
-    def poll(self) -> int:
-        """Take what has arrived; return how many records were read so far."""
-        self.records += [m for m in self._consumer.consume(1000, 0.5) if not m.error()]
-        return len(self.records)
-
-    def close(self) -> None:
-        self._consumer.close()
 
 
 def dead_letter_rows(settings: Settings) -> dict[str, Any]:
