@@ -116,7 +116,11 @@ class RecordingTarget:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request (a SIGKILLed worker)
+                    self.close_connection = True
+                    return
                 status = target.answer({
                     "idempotency_key": self.headers.get("Idempotency-Key"),
                     "authorization": self.headers.get("Authorization"),
