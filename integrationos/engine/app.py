@@ -25,6 +25,7 @@ from typing import Any
 
 import faust
 
+from integrationos.engine.persevere import until_done
 from integrationos.engine.pipeline import IngestRecord, release_plan
 from integrationos.engine.read_committed import ReadCommittedTransport
 from integrationos.engine.runtime import WorkerRuntime
@@ -94,9 +95,9 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
     async def project(stream: faust.StreamT, batch: int, within: float) -> None:
         loop = asyncio.get_running_loop()
         async for events in stream.take_events(batch, within=within):
-            await loop.run_in_executor(
-                runtime.db_writer, runtime.projector.apply, _log_records(events)
-            )
+            records = _log_records(events)
+            await until_done("projecting a batch", loop.run_in_executor, runtime.db_writer,
+                             runtime.projector.apply, records)
 
     @app.agent(raw_topic(CONFIG.name(prefix)), name="project_config")
     async def project_config(stream: faust.StreamT) -> None:
@@ -121,18 +122,19 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
                 request = codec.decode(value)
             except codec.UndecodableEvent:
                 continue  # logged by the projection, which meets the same record
-            await runtime.replays.handle(request)
+            await until_done("a replay", runtime.replays.handle, request)
 
     @app.agent(raw_topic(INGEST.name(prefix)), name="run_pipeline")
     async def run_pipeline(stream: faust.StreamT) -> None:
         async for events in stream.take_events(PIPELINE_BATCH, within=0.02):
-            await runtime.pipeline.process_batch([
+            records = [
                 IngestRecord(
                     e.message.topic, e.message.partition, e.message.offset,
                     e.message.key, e.message.value or b"", _headers(e.message.headers),
                 )
                 for e in events
-            ])
+            ]
+            await until_done("a pipeline batch", runtime.pipeline.process_batch, records)
 
     @app.timer(SOURCE_SYNC_SECONDS)
     async def sync_sources() -> None:
@@ -149,23 +151,26 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
             ones go round in hops, see ``release_plan``), so waiting for the first holds
             back the others by at most the tier's length."""
             async for events in stream.take_events(PIPELINE_BATCH, within=0.05):
-                pending = []
-                for e in events:
-                    headers = _headers(e.message.headers)
-                    due_ms = int(headers.get("ios-retry-at", b"0") or 0)
-                    wait, due = release_plan(due_ms, int((e.message.timestamp or 0) * 1000),
-                                             seconds, int(time.time() * 1000))
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    if due:
-                        pending.append(runtime.producer.produce(
-                            ingest_topic, e.message.key, e.message.value or b"",
-                            [(k, v) for k, v in headers.items() if k != "ios-retry-at"]))
-                    else:
-                        pending.append(runtime.producer.produce(
-                            tier_topic, e.message.key, e.message.value or b"",
-                            list(headers.items())))
-                await asyncio.gather(*pending)
+                await until_done(f"releasing from {tier_topic}", release, events)
+
+        async def release(events: list[faust.types.EventT]) -> None:
+            pending = []
+            for e in events:
+                headers = _headers(e.message.headers)
+                due_ms = int(headers.get("ios-retry-at", b"0") or 0)
+                wait, due = release_plan(due_ms, int((e.message.timestamp or 0) * 1000),
+                                         seconds, int(time.time() * 1000))
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if due:
+                    pending.append(runtime.producer.produce(
+                        ingest_topic, e.message.key, e.message.value or b"",
+                        [(k, v) for k, v in headers.items() if k != "ios-retry-at"]))
+                else:
+                    pending.append(runtime.producer.produce(
+                        tier_topic, e.message.key, e.message.value or b"",
+                        list(headers.items())))
+            await asyncio.gather(*pending)
 
         app.agent(raw_topic(tier.name(prefix)), name=f"release_{tier.suffix}")(release_when_due)
 
