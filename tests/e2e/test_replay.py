@@ -96,6 +96,7 @@ def test_a_fixed_transformation_gets_100_dead_letters_through_once(
         env={**os.environ, "IOS_API_KEY": key, "IOS_TENANT_ID": tenant_id},
         capture_output=True, text=True, timeout=300)
     assert replay.returncode == 0, replay.stderr
+    print(f"\n[DLQ round trip] {replay.stdout.strip()}")
     assert "100 sent, 0 skipped; 100 delivered, 0 dead-lettered again" in replay.stdout
     assert "[" + "#" * 30 + "]" in replay.stderr  # the progress bar, full at the end
 
