@@ -112,9 +112,11 @@ def platform_env(
 class WorkerProcess:
     """A real engine worker (`integrationos worker`) in a child process."""
 
-    def __init__(self, env: dict[str, str], worker_id: str = "worker-1") -> None:
+    def __init__(self, env: dict[str, str], worker_id: str = "worker-1",
+                 loglevel: str = "info") -> None:
         self.env = {**os.environ, **env, "IOS_WORKER_ID": worker_id}
         self.worker_id = worker_id
+        self.loglevel = loglevel
         self.ready_file = Path(env["IOS_DATA_DIR"]) / f"{worker_id}.ready"
         self.log_path = Path(env["IOS_DATA_DIR"]) / f"{worker_id}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -124,7 +126,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "integrationos.cli.main", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", "integrationos.cli.main", "worker", "--loglevel", self.loglevel],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
