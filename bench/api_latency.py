@@ -118,11 +118,25 @@ def run(size: str) -> dict[str, Any]:
 
 
 NOTES = [
+    "Closed-loop load: with `clients` requests always in flight, mean latency = clients / "
+    "throughput (Little's law). p95 under 10 ms at 50 clients needs well over 5,000 "
+    "requests/s from the API; one Python process on one core does 700-1,400 here, so the "
+    "goal is met by adding API processes (the API is stateless), not by one process.",
     "One API process (uvicorn, h11) on SQLite, no worker; the load generator (aiohttp, its "
     "own process) shares the machine's cores with it, so at 50 clients both are CPU-bound "
     "and latency is mostly queueing: compare each row with the baseline of the same run.",
     "POST /v1/integrations/{id}/messages answers once the broker has acknowledged the "
-    "record (acks=all, shared broker on loopback).",
+    "record (acks=all, shared broker on loopback; the producer's linger.ms=5 alone adds up "
+    "to 5 ms when traffic is light).",
+    "Where the time goes (py-spy on the API process, 50 clients, 8 s per endpoint, "
+    "2026-12-04): the event loop is saturated. Baseline: 26% of samples encode the large "
+    "connector-types document on every request (a pre-encoded answer would remove it). "
+    "Reads, ingest and sandbox: SQLAlchemy execute/fetch on SQLite in the thread pool "
+    "(~20-25%) and the hand-off to and from the pool's threads; the sandbox's uncached "
+    "FlowCatalog.lookup is 24% of its samples. With up to 40 pool threads querying and "
+    "SQLAlchemy keeping 5 SQLite connections, overflow connections are opened and closed "
+    "per request, each re-running the WAL PRAGMAs (~4% of samples): a larger SQLite pool "
+    "is a cheap next step. uvicorn runs on h11 (httptools is not installed).",
 ]
 
 
