@@ -54,7 +54,9 @@ def platform_environment(kafka_bootstrap: str, topic_prefix: str, data_dir: Path
 class WorkerProcess:
     """A real engine worker (`integrationos worker`) in a child process."""
 
-    def __init__(self, env: dict[str, str], worker_id: str = "worker-1") -> None:
+    def __init__(self, env: dict[str, str], worker_id: str = "worker-1",
+                 loglevel: str = "info") -> None:
+        self.loglevel = loglevel
         self.env = {**os.environ, **env, "IOS_WORKER_ID": worker_id}
         self.worker_id = worker_id
         self.ready_file = Path(env["IOS_DATA_DIR"]) / f"{worker_id}.ready"
@@ -66,7 +68,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "integrationos.cli.main", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", "integrationos.cli.main", "worker", "--loglevel", self.loglevel],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
