@@ -109,7 +109,7 @@ def load_results(order: Iterable[str], results_dir: Path = RESULTS_DIR) -> list[
 
 def _cell(value: Any) -> str:
     if value is None:
-        return "–"
+        return "-"
     if isinstance(value, float):
         return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
