@@ -50,6 +50,7 @@ def run_one(name: str, size: str) -> dict[str, Any] | None:
     missing = [key for key in REQUIRED_KEYS if key not in result]
     if missing:
         raise ValueError(f"{name}: result lacks {', '.join(missing)}")
+    result["parameters"] = {"size": size, **result["parameters"]}  # every table says which
     return result
 
 
