@@ -29,6 +29,7 @@ from integrationos.engine.flow import FlowResult, run_flow
 from integrationos.engine.functions import EvaluationContext
 from integrationos.engine.lookups import LookupService
 from integrationos.engine.targets import TargetPool
+from integrationos.quota import MessageQuota
 from integrationos.schemas.payloads import JSON_TYPES, media_type
 from integrationos.topics import event_types as t
 from integrationos.topics.catalog import CONFIG, DEAD_LETTER, MESSAGE_EVENTS, retry_tier_for
@@ -95,6 +96,8 @@ class Failure:
 
 
 _PAUSED = Failure("ingest", "INTEGRATION_PAUSED", "the integration is paused", False)
+QUOTA_PARKED_HEADER = "ios-quota-parked"
+"""Set by a replay on a message it releases from quota parking: it is checked again."""
 
 
 def _with_excerpt(failure: Failure) -> str:
@@ -109,8 +112,10 @@ class Pipeline:
         targets: TargetPool,
         lookups: LookupService,
         topic_prefix: str,
+        quota: MessageQuota | None = None,
     ) -> None:
         self._producer = producer
+        self._quota = quota
         self._catalog = catalog
         self._targets = targets
         self._lookups = lookups
@@ -310,6 +315,8 @@ class _MessageRun:
                 "payloadJson": payload_json, "contentType": content_type,
                 "source": self.record.header("ios-source") or "kafka",
             })
+        if await self._over_quota(replayed):
+            return
         if view.status != "ACTIVE":
             self._park("INTEGRATION_PAUSED", _PAUSED)
             return
@@ -322,6 +329,25 @@ class _MessageRun:
             "durationUs": result.transform_us,
         })
         await self._deliver(view, result)
+
+    async def _over_quota(self, replayed: bool) -> bool:
+        """Park a source's message while its tenant is over its monthly quota, to be sent
+        again by a replay when the quota allows. HTTP messages were checked when the API
+        accepted them (it answers 429 instead); retries and other replays were counted when
+        first received."""
+        if self.record.attempt != 1:
+            return False
+        released = QUOTA_PARKED_HEADER in self.record.headers
+        checked = released or not (replayed or self.record.header("ios-source") == "http")
+        if self.p._quota is None or not checked:
+            return False
+        refused = await self.p._quota.admit(self.tenant)
+        if refused is None:
+            return False
+        self._park("QUOTA_EXCEEDED", Failure(
+            "ingest", "QUOTA_EXCEEDED", f"the tenant's monthly quota of {refused.limit} "
+            f"messages is used up ({refused.used}); parked until the quota allows", False))
+        return True
 
     async def _run_flow(self, view: IntegrationView, payload: Any, raw: bytes | None,
                         content_type: str) -> FlowResult | None:

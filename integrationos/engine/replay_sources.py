@@ -16,10 +16,11 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import Engine, func, select
 
-from integrationos.engine.pipeline import IngestRecord
+from integrationos.engine.pipeline import QUOTA_PARKED_HEADER, IngestRecord
 from integrationos.schemas.payloads import JSON_TYPES, media_type
 from integrationos.store.dlq_queries import DEAD_LETTERED, DlqFilter, dead_lettered
 from integrationos.store.tables import dlq_entries, message_events, messages
+from integrationos.store.usage import QUOTA_EXCEEDED
 from integrationos.topics import event_types as t
 
 CHUNK = 500
@@ -90,8 +91,8 @@ def load_resends(engine: Engine, tenant: str, replay_id: str, ids: Sequence[str]
     with engine.connect() as conn:
         rows = {r.id: r for r in conn.execute(select(
             messages.c.id, messages.c.integration_id, messages.c.message_key,
-            messages.c.payload_json).where(messages.c.tenant_id == tenant,
-                                           messages.c.id.in_(ids)))}
+            messages.c.payload_json, messages.c.status, messages.c.last_error_code).where(
+            messages.c.tenant_id == tenant, messages.c.id.in_(ids)))}
         content_types = {r.message_id: json.loads(r.data_json).get("contentType")
                          for r in conn.execute(select(message_events.c.message_id,
                                                       message_events.c.data_json).where(
@@ -109,7 +110,8 @@ def load_resends(engine: Engine, tenant: str, replay_id: str, ids: Sequence[str]
             message_id, row.integration_id,
             None if row.message_key is None else row.message_key.encode(),
             _record_value(payload_json, content_type),
-            _headers(tenant, row.integration_id, message_id, replay_id, content_type),
+            _headers(tenant, row.integration_id, message_id, replay_id, content_type,
+                     row.status == "PARKED" and row.last_error_code == QUOTA_EXCEEDED),
             edited_payload,
         ))
     return resends
@@ -124,10 +126,14 @@ def _record_value(payload_json: str, content_type: str) -> bytes:
 
 
 def _headers(tenant: str, integration_id: str, message_id: str, replay_id: str,
-             content_type: str) -> list[tuple[str, bytes]]:
-    return [("ios-tenant", tenant.encode()), ("ios-integration", integration_id.encode()),
-            ("ios-message-id", message_id.encode()), ("ios-content-type", content_type.encode()),
-            ("ios-source", b"replay"), ("ios-replay-id", replay_id.encode())]
+             content_type: str, quota_parked: bool) -> list[tuple[str, bytes]]:
+    """A message released from quota parking is marked so the pipeline checks the quota
+    again (and parks it again if the tenant is still over)."""
+    headers = [("ios-tenant", tenant.encode()), ("ios-integration", integration_id.encode()),
+               ("ios-message-id", message_id.encode()),
+               ("ios-content-type", content_type.encode()),
+               ("ios-source", b"replay"), ("ios-replay-id", replay_id.encode())]
+    return headers + ([(QUOTA_PARKED_HEADER, b"1")] if quota_parked else [])
 
 
 @dataclass(frozen=True)
