@@ -28,6 +28,7 @@ from integrationos.api.routes import (
     sandbox,
     schemas,
     transformations,
+    usage,
     webhooks,
 )
 from integrationos.api.routing import resource
@@ -58,6 +59,7 @@ ROUTES = [
     *schemas.routes,
     *lookups.routes,
     *environments.routes,
+    *usage.routes,
 ]
 
 
