@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from integrationos.store.tables import tenant_limits, tenants
+from integrationos.topics.catalog import LONGEST_RETENTION_DAYS
 
-MAX_RETENTION_DAYS = 90
-"""The longest retention any tenant can have: the message-events and dead-letter topics keep
-records this long, so read models purged at a tenant's retention can always be rebuilt."""
+MAX_RETENTION_DAYS = LONGEST_RETENTION_DAYS
+"""The longest retention any tenant can have (overrides included): the message-events and
+dead-letter topics keep records this long, so purged read models can always be rebuilt."""
 
 
 @dataclass(frozen=True)
