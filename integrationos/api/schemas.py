@@ -402,8 +402,9 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "IntegrationStatus": _closed({
         "integrationId": _STR, "received": _INT, "transformed": _INT, "delivered": _INT,
         "failed": _INT, "deadLettered": _INT, "discarded": _INT,
-        "parked": _INT | {"description": "Held while the integration is paused; sent again "
-                          "when it is resumed."},
+        "parked": _INT | {"description": "Held while the integration is paused (sent again "
+                          "when it is resumed) or the tenant is over its monthly quota (sent "
+                          "again when the quota allows)."},
         "total": _INT,
         "status": {"type": "string", "enum": ["ACTIVE", "PAUSED"]},
         "pausedReason": {"anyOf": [_closed({
