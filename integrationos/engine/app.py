@@ -144,7 +144,7 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
     async def sync_sources() -> None:
         await runtime.sources.sync()
 
-    @app.timer(quota_release.RELEASE_CHECK_SECONDS)
+    @app.timer(settings.quota_release_seconds)
     async def release_quota_parked() -> None:
         await quota_release.release_parked(runtime.database, runtime.producer, prefix)
 

@@ -180,6 +180,12 @@ def test_quota_parked_messages_are_released_once_the_quota_allows(engine):
     assert release_requests(engine, FEB_10 + 50)[0].aggregate_id == request.aggregate_id
     apply(engine, request, topic="t.replays.v1")  # recorded: PENDING until it runs
     assert release_requests(engine, FEB_10 + 60) == []
+    apply(engine, Event(t.REPLAY_COMPLETED, "acme", request.aggregate_id, {
+        "replayId": request.aggregate_id, "status": "COMPLETED", "total": 0, "sent": 0,
+        "skipped": 0, "error": None}), topic="t.replays.v1")
+    assert release_requests(engine, FEB_10 + 70) == []  # this minute's release is done
+    [later] = release_requests(engine, FEB_10 + 60_000)  # still parked: the next minute's
+    assert later.aggregate_id != request.aggregate_id
 
 
 def test_a_new_month_releases_what_the_last_one_parked(engine):
