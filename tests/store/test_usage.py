@@ -4,6 +4,7 @@ tables, with events applied exactly as the worker applies them."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,15 +21,20 @@ from integrationos.store.tables import dlq_entries, message_events, messages, re
 from integrationos.topics import codec
 from integrationos.topics import event_types as t
 from integrationos.topics.envelope import Event
+from tests.conftest import fresh_postgres_database
 
 DAY_MS = 24 * 60 * 60 * 1000
 FEB_10 = int(datetime(2026, 2, 10, tzinfo=UTC).timestamp() * 1000)
 MARCH_1 = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp() * 1000)
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = open_database(f"sqlite:///{tmp_path / 'usage.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "postgresql":
+        url = fresh_postgres_database(f"usage_{uuid.uuid4().hex[:12]}")
+    else:
+        url = f"sqlite:///{tmp_path / 'usage.db'}"
+    engine = open_database(url)
     yield engine
     engine.dispose()
 
