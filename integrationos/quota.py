@@ -73,12 +73,21 @@ class MessageQuota:
         now = time.time()
         month = month_of(int(now * 1000))
         seen = self._seen.get(tenant)
-        if seen is None or seen.month != month or now - seen.read_at > CACHE_SECONDS:
+        if _stale(seen, month, now):
             state = await asyncio.to_thread(quota_state, self._engine, tenant)
-            seen = self._seen[tenant] = _Seen(state, month, now)
+            # Messages of other keys run concurrently: keep a view one of them stored while
+            # this one read, or what they admitted into it would be forgotten.
+            seen = self._seen.get(tenant)
+            if _stale(seen, month, now):
+                seen = self._seen[tenant] = _Seen(state, month, now)
+        assert seen is not None
         current = QuotaState(seen.state.limit, seen.state.used + seen.admitted,
                              seen.state.resets_at_ms)
         if not current.allows():
             return current
         seen.admitted += 1
         return None
+
+
+def _stale(seen: _Seen | None, month: str, now: float) -> bool:
+    return seen is None or seen.month != month or now - seen.read_at > CACHE_SECONDS

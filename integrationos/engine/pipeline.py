@@ -96,8 +96,6 @@ class Failure:
 
 
 _PAUSED = Failure("ingest", "INTEGRATION_PAUSED", "the integration is paused", False)
-QUOTA_PARKED_HEADER = "ios-quota-parked"
-"""Set by a replay on a message it releases from quota parking: it is checked again."""
 
 
 def _with_excerpt(failure: Failure) -> str:
@@ -332,14 +330,13 @@ class _MessageRun:
 
     async def _over_quota(self, replayed: bool) -> bool:
         """Park a source's message while its tenant is over its monthly quota, to be sent
-        again by a replay when the quota allows. HTTP messages were checked when the API
-        accepted them (it answers 429 instead); retries and other replays were counted when
-        first received."""
-        if self.record.attempt != 1:
-            return False
-        released = QUOTA_PARKED_HEADER in self.record.headers
-        checked = released or not (replayed or self.record.header("ios-source") == "http")
-        if self.p._quota is None or not checked:
+        again when the quota allows (engine/quota_release.py). Only a source's first pass
+        is checked: HTTP messages were checked when the API accepted them (it answers 429
+        instead), retries and replays were counted when first received, and a release sends
+        only as many as the quota has room for."""
+        first_pass = self.record.attempt == 1 and not replayed
+        if (self.p._quota is None or not first_pass
+                or self.record.header("ios-source") == "http"):
             return False
         refused = await self.p._quota.admit(self.tenant)
         if refused is None:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 
-from integrationos.engine.pipeline import QUOTA_PARKED_HEADER, IngestRecord
+from integrationos.engine.pipeline import IngestRecord
 from integrationos.schemas.payloads import JSON_TYPES, media_type
 from integrationos.store.dlq_queries import DEAD_LETTERED, DlqFilter, dead_lettered
 from integrationos.store.tables import dlq_entries, message_events, messages
@@ -71,13 +71,23 @@ def select_dead_lettered(engine: Engine, tenant: str, replay_id: str, message_id
         return Selection(ids, sent, 0)
 
 
-def select_parked(engine: Engine, tenant: str, replay_id: str, integration_id: str
-                  ) -> Selection:
-    """An integration's parked messages, oldest first: released when it is resumed."""
+def select_parked(engine: Engine, tenant: str, replay_id: str, integration_id: str,
+                  message_ids: Sequence[str] = ()) -> Selection:
+    """An integration's parked messages, oldest first. Without ``message_ids`` (a resumed
+    integration): those parked for the pause or FAIL_FAST; messages parked over the monthly
+    quota wait for a release that names them (engine/quota_release.py), which sends only
+    as many as the quota has room for."""
     with engine.connect() as conn:
-        ids = [r.id for r in conn.execute(select(messages.c.id).where(
+        parked = select(messages.c.id).where(
             messages.c.tenant_id == tenant, messages.c.integration_id == integration_id,
-            messages.c.status == "PARKED").order_by(messages.c.received_at, messages.c.id))]
+            messages.c.status == "PARKED")
+        if message_ids:
+            parked = parked.where(messages.c.id.in_(message_ids))
+        else:
+            parked = parked.where(or_(messages.c.last_error_code.is_(None),
+                                      messages.c.last_error_code != QUOTA_EXCEEDED))
+        ids = [r.id for r in conn.execute(
+            parked.order_by(messages.c.received_at, messages.c.id))]
         sent = conn.execute(select(func.count()).select_from(messages).where(
             messages.c.tenant_id == tenant, messages.c.replay_id == replay_id)).scalar_one()
     return Selection(ids, sent, 0)
@@ -91,8 +101,8 @@ def load_resends(engine: Engine, tenant: str, replay_id: str, ids: Sequence[str]
     with engine.connect() as conn:
         rows = {r.id: r for r in conn.execute(select(
             messages.c.id, messages.c.integration_id, messages.c.message_key,
-            messages.c.payload_json, messages.c.status, messages.c.last_error_code).where(
-            messages.c.tenant_id == tenant, messages.c.id.in_(ids)))}
+            messages.c.payload_json).where(messages.c.tenant_id == tenant,
+                                           messages.c.id.in_(ids)))}
         content_types = {r.message_id: json.loads(r.data_json).get("contentType")
                          for r in conn.execute(select(message_events.c.message_id,
                                                       message_events.c.data_json).where(
@@ -110,8 +120,7 @@ def load_resends(engine: Engine, tenant: str, replay_id: str, ids: Sequence[str]
             message_id, row.integration_id,
             None if row.message_key is None else row.message_key.encode(),
             _record_value(payload_json, content_type),
-            _headers(tenant, row.integration_id, message_id, replay_id, content_type,
-                     row.status == "PARKED" and row.last_error_code == QUOTA_EXCEEDED),
+            _headers(tenant, row.integration_id, message_id, replay_id, content_type),
             edited_payload,
         ))
     return resends
@@ -126,14 +135,10 @@ def _record_value(payload_json: str, content_type: str) -> bytes:
 
 
 def _headers(tenant: str, integration_id: str, message_id: str, replay_id: str,
-             content_type: str, quota_parked: bool) -> list[tuple[str, bytes]]:
-    """A message released from quota parking is marked so the pipeline checks the quota
-    again (and parks it again if the tenant is still over)."""
-    headers = [("ios-tenant", tenant.encode()), ("ios-integration", integration_id.encode()),
-               ("ios-message-id", message_id.encode()),
-               ("ios-content-type", content_type.encode()),
-               ("ios-source", b"replay"), ("ios-replay-id", replay_id.encode())]
-    return headers + ([(QUOTA_PARKED_HEADER, b"1")] if quota_parked else [])
+             content_type: str) -> list[tuple[str, bytes]]:
+    return [("ios-tenant", tenant.encode()), ("ios-integration", integration_id.encode()),
+            ("ios-message-id", message_id.encode()), ("ios-content-type", content_type.encode()),
+            ("ios-source", b"replay"), ("ios-replay-id", replay_id.encode())]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from integrationos.engine.quota_release import release_requests
+from integrationos.engine.replay_sources import select_parked
 from integrationos.engine.retention import purge_batch
 from integrationos.quota import month_end_ms, quota_state
 from integrationos.store.database import open_database
@@ -181,17 +182,36 @@ def test_quota_parked_messages_are_released_once_the_quota_allows(engine):
     change_plan(engine, "acme", "free", messagesPerMonth=100)
     [request] = release_requests(engine, FEB_10 + 40)
     assert request.type == t.MESSAGE_REPLAY_REQUESTED
-    assert (request.tenant, request.data["kind"], request.data["integrationId"]) == (
-        "acme", "PARKED", "int_1")
+    assert (request.tenant, request.data["kind"], request.data["integrationId"],
+            request.data["messageIds"]) == ("acme", "PARKED", "int_1", ["m1", "m2"])
     assert release_requests(engine, FEB_10 + 50)[0].aggregate_id == request.aggregate_id
     apply(engine, request, topic="t.replays.v1")  # recorded: PENDING until it runs
     assert release_requests(engine, FEB_10 + 60) == []
     apply(engine, Event(t.REPLAY_COMPLETED, "acme", request.aggregate_id, {
         "replayId": request.aggregate_id, "status": "COMPLETED", "total": 0, "sent": 0,
         "skipped": 0, "error": None}), topic="t.replays.v1")
-    assert release_requests(engine, FEB_10 + 70) == []  # this minute's release is done
+    assert release_requests(engine, FEB_10 + 70) == []  # released once this minute
     [later] = release_requests(engine, FEB_10 + 60_000)  # still parked: the next minute's
     assert later.aggregate_id != request.aggregate_id
+
+
+def test_a_release_sends_only_as_many_as_the_quota_has_room_for(engine):
+    tenant(engine, "acme", messagesPerMonth=1)
+    apply(engine, received("acme", "m0", FEB_10))
+    for n in range(1, 4):
+        _quota_parked(engine, "acme", f"m{n}", FEB_10 + 10 * n)
+    change_plan(engine, "acme", "free", messagesPerMonth=3)
+    [request] = release_requests(engine, FEB_10 + 100)
+    assert request.data["messageIds"] == ["m1", "m2"]  # the oldest two: 1 + 2 = 3
+
+
+def test_resuming_an_integration_does_not_release_messages_parked_over_quota(engine):
+    tenant(engine, "acme")
+    apply(engine, received("acme", "p1", FEB_10),
+          parked("acme", "p1", FEB_10 + 1, "INTEGRATION_PAUSED"))
+    _quota_parked(engine, "acme", "q1", FEB_10 + 2)
+    assert select_parked(engine, "acme", "rpl_r", "int_1").to_send == ["p1"]
+    assert select_parked(engine, "acme", "rpl_q", "int_1", ["q1", "p0"]).to_send == ["q1"]
 
 
 def test_a_new_month_releases_what_the_last_one_parked(engine):
