@@ -9,7 +9,7 @@ A message counts once, in the month it is admitted:
 - ``message.parked`` with code ``QUOTA_EXCEEDED``: -1 in the month it was counted in (it
   was not admitted after all; it waits, parked);
 - ``message.replayed`` of a message parked for the quota: +1 in the replay's month (it is
-  admitted now; if still over quota the worker parks it again, which takes it back).
+  admitted now: engine/quota_release.py releases only as many as the quota has room for).
 
 Each rule looks at the message's state before the event, so an event applied to a state
 it already produced changes nothing; the projector's offsets add exactly-once per record.
