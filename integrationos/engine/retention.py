@@ -2,7 +2,9 @@
 
 A message expires when its last change (``messages.updated_at``) is older than the tenant's
 retention: its row, its events (with its payload) and its dead-letter entry are deleted.
-Dead-letter entries older than the retention go too. The log itself keeps message events
+Dead-letter entries older than the retention go too. A parked message is kept whatever its
+age: it waits to be sent (on a resume, or once the quota allows), and its payload is in its
+events. The log itself keeps message events
 and dead letters for the longest retention of any plan (``MAX_RETENTION_DAYS``, the topics'
 retention), so a rebuild brings back what a purge removed until the next purge.
 
@@ -31,10 +33,12 @@ DAY_MS = 24 * 60 * 60 * 1000
 
 
 def _purge_tenant_batch(conn: Connection, tenant: str, cutoff_ms: int, batch: int) -> int:
-    """Delete up to ``batch`` expired messages (with their events and DLQ entry) and up to
-    ``batch`` expired DLQ entries of one tenant; return how many rows went."""
+    """Delete up to ``batch`` expired messages (with their events and DLQ entry; parked
+    ones wait) and up to ``batch`` expired DLQ entries of one tenant; return how many rows
+    went."""
     ids = [r.id for r in conn.execute(select(messages.c.id).where(
-        messages.c.tenant_id == tenant, messages.c.updated_at < cutoff_ms).limit(batch))]
+        messages.c.tenant_id == tenant, messages.c.updated_at < cutoff_ms,
+        messages.c.status != "PARKED").limit(batch))]
     deleted = 0
     if ids:
         deleted += conn.execute(delete(message_events).where(

@@ -152,21 +152,22 @@ def test_the_purge_deletes_what_is_older_than_each_tenants_retention_in_batches(
               received(tenant_id, f"{tenant_id}-dl", now - 10 * DAY_MS),
               dead_lettered(tenant_id, f"{tenant_id}-dl", now - 10 * DAY_MS),
               received(tenant_id, f"{tenant_id}-new", now - 2 * DAY_MS))
+    _quota_parked(engine, "free-co", "parked-long-ago", now - 50 * DAY_MS)
     rounds = []
     while (deleted := purge_batch(engine, now, batch=2)) > 0:
         rounds.append(deleted)
     assert len(rounds) >= 3  # bounded: 6 expired messages per tenant, 2 per round
     # two tenants: 6 messages, their 7 events (one dead-lettered) and 1 DLQ entry each
     assert sum(rounds) == 2 * (6 + 7 + 1)
-    for tenant_id, kept in (("free-co", 1), ("pro-co", 7), ("custom-co", 1)):
+    for tenant_id, kept, events in (("free-co", 2, 3), ("pro-co", 7, 8), ("custom-co", 1, 1)):
         assert _rows(engine, messages, tenant_id) == kept
-        assert _rows(engine, message_events, tenant_id) == kept + (1 if kept == 7 else 0)
+        assert _rows(engine, message_events, tenant_id) == events
     assert _rows(engine, dlq_entries, "pro-co") == 1
     assert _rows(engine, dlq_entries, "free-co") == 0
     with engine.connect() as conn:
         left = {r.id for r in conn.execute(select(messages.c.id).where(
             messages.c.tenant_id == "free-co"))}
-    assert left == {"free-co-new"}
+    assert left == {"free-co-new", "parked-long-ago"}  # a parked message waits to be sent
 
 
 def _quota_parked(engine: Engine, tenant_id: str, message_id: str, at: int) -> None:
