@@ -64,7 +64,7 @@ class InProcessCounter:
         self._counts: dict[str, int] = {}
 
     async def increment(self, credential: str, window: int) -> int:
-        if window != self._window:  # a new minute: the old counts can never matter again
+        if window > self._window:  # a new minute: the old counts can never matter again
             self._window, self._counts = window, {}
         count = self._counts.get(credential, 0) + 1
         self._counts[credential] = count
@@ -133,10 +133,10 @@ class RateLimit:
         if scope["type"] != "http" or TENANT_SCOPE_KEY not in scope:
             await self.app(scope, receive, send)
             return
-        now = time.time()
-        window = int(now // WINDOW_SECONDS)
         limit = await self._limit(scope, scope[TENANT_SCOPE_KEY])
         counter: Counter = scope["state"][COUNTER_STATE_KEY]
+        now = time.time()  # after the await: the window is the one the count lands in
+        window = int(now // WINDOW_SECONDS)
         count = await counter.increment(credential_of(scope), window)
         decision = Decision(limit, count, (window + 1) * WINDOW_SECONDS)
         if not decision.allowed:
