@@ -299,6 +299,14 @@ _ERRORS = {
 
 
 _SUCCESS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content"}
+_RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": {"description": "Requests allowed per minute for this credential",
+                          "schema": {"type": "integer"}},
+    "X-RateLimit-Remaining": {"description": "Requests left in the current minute",
+                              "schema": {"type": "integer"}},
+    "X-RateLimit-Reset": {"description": "When the current minute ends (Unix seconds)",
+                          "schema": {"type": "integer"}},
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -329,6 +337,8 @@ def _operation(op: Operation, tag: str) -> dict[str, Any]:
         ok["content"] = {"text/html": {"schema": {"type": "string"}}}
     elif op.public:
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    if not op.public:
+        ok["headers"] = _RATE_LIMIT_HEADERS
     responses = {str(op.success): ok}
     statuses = op.errors if op.public else (401, 429, *op.errors,
                                             *(() if "{" not in op.path else (404,)))
@@ -367,7 +377,8 @@ def document() -> dict[str, Any]:
             "version": VERSION,
             "description": "Create connectors, transformations and integrations, send "
             "messages and follow them. Every request under /v1 (except this reference) "
-            "carries X-API-Key and X-Tenant-Id. Errors are "
+            "carries X-API-Key and X-Tenant-Id; every authenticated response carries "
+            "X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset. Errors are "
             '{"error": {"code", "message", "details"}}.',
         },
         "servers": [{"url": "/"}],
@@ -382,7 +393,10 @@ def document() -> dict[str, Any]:
             "schemas": {**REQUEST_SCHEMAS, **RESPONSE_SCHEMAS},
             "responses": {
                 f"E{status}": {"description": text, "content": {
-                    "application/json": {"schema": _ref("Error")}}}
+                    "application/json": {"schema": _ref("Error")}},
+                    **({"headers": {**_RATE_LIMIT_HEADERS, "Retry-After": {
+                        "description": "Seconds until the request may succeed",
+                        "schema": {"type": "integer"}}}} if status == 429 else {})}
                 for status, text in _ERRORS.items()
             },
         },

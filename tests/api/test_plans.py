@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from integrationos.api.app import create_app
 from integrationos.api.auth import hash_key
+from integrationos.api.ratelimit import CREDENTIAL_SCOPE_KEY, credential_of
 from integrationos.topics import event_types as t
 from integrationos.topics.envelope import Event
 
@@ -93,14 +94,19 @@ def test_twice_the_limit_at_once_lets_exactly_the_limit_through(settings, seed):
     plan(seed, "acme", "free", requestsPerMinute=25)
     headers = fresh_key(seed, "acme")
 
-    async def scenario() -> tuple[list[httpx.Response], httpx.Response]:
+    second_key = fresh_key(seed, "acme")
+
+    async def scenario() -> tuple[list[httpx.Response], httpx.Response, httpx.Response]:
         async with running(create_app(settings)) as client:
             away_from_the_minutes_end()
             return (await burst([client], headers, 50),
-                    await client.get("/v1/usage", headers=GLOBEX))
+                    await client.get("/v1/usage", headers=GLOBEX),
+                    await client.get("/v1/usage", headers=second_key))
 
-    responses, other_tenant = asyncio.run(scenario())
+    responses, other_tenant, other_key = asyncio.run(scenario())
     assert_exactly(responses, 25)
+    assert other_key.status_code == 200  # each key of a tenant has its own budget
+    assert other_key.headers["X-RateLimit-Remaining"] == "24"
     assert other_tenant.status_code == 200  # budgets are per credential
     assert other_tenant.headers["X-RateLimit-Limit"] == "60"  # the Free plan's
 
@@ -189,3 +195,22 @@ def test_a_connector_over_the_plans_limit_is_409(client, seed):
     assert_error(client.post("/v1/connectors", headers=ACME, json=create),
                  503, "LOG_UNAVAILABLE")
 
+
+
+def test_the_budget_belongs_to_the_credential_authentication_names():
+    named = {"type": "http", "headers": [(b"x-api-key", b"k1")],
+             CREDENTIAL_SCOPE_KEY: "key_abc"}
+    assert credential_of(named) == "key_abc"
+    first = credential_of({"type": "http", "headers": [(b"x-api-key", b"k1")]})
+    second = credential_of({"type": "http", "headers": [(b"x-api-key", b"k2")]})
+    assert first != second and "k1" not in first  # a hash, never the key itself
+
+
+def test_the_document_describes_the_headers_and_the_429(client):
+    doc = client.get("/v1/openapi.json").json()
+    usage = doc["paths"]["/v1/usage"]["get"]["responses"]
+    assert set(usage["200"]["headers"]) == {"X-RateLimit-Limit", "X-RateLimit-Remaining",
+                                            "X-RateLimit-Reset"}
+    assert usage["429"] == {"$ref": "#/components/responses/E429"}
+    assert "Retry-After" in doc["components"]["responses"]["E429"]["headers"]
+    assert "429" not in doc["paths"]["/v1/openapi.json"]["get"]["responses"]
