@@ -92,9 +92,7 @@ def assert_exactly(responses: list[httpx.Response], limit: int) -> None:
 
 def test_twice_the_limit_at_once_lets_exactly_the_limit_through(settings, seed):
     plan(seed, "acme", "free", requestsPerMinute=25)
-    headers = fresh_key(seed, "acme")
-
-    second_key = fresh_key(seed, "acme")
+    headers, second_key = fresh_key(seed, "acme"), fresh_key(seed, "acme")
 
     async def scenario() -> tuple[list[httpx.Response], httpx.Response, httpx.Response]:
         async with running(create_app(settings)) as client:
