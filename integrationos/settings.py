@@ -31,6 +31,10 @@ class Settings:
     max_payload_bytes: int
     projection_wait_seconds: float
     ingest_partitions: int
+    # The shared rate-limit counter of several API replicas; empty: counted in-process.
+    redis_url: str = field(default="", repr=False)
+    # How often a worker looks for quota-parked messages the quota now allows.
+    quota_release_seconds: float = 60.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,4 +51,6 @@ class Settings:
             max_payload_bytes=int(_env("IOS_MAX_PAYLOAD_BYTES", str(1024 * 1024))),
             projection_wait_seconds=float(_env("IOS_PROJECTION_WAIT_SECONDS", "10")),
             ingest_partitions=int(_env("IOS_INGEST_PARTITIONS", "6")),
+            redis_url=os.environ.get("IOS_REDIS_URL", "").strip(),
+            quota_release_seconds=float(_env("IOS_QUOTA_RELEASE_SECONDS", "60")),
         )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on real servers: installs what is missing, starts the dev Kafka
-# broker and throwaway PostgreSQL and MariaDB servers, runs ruff and pytest, stops the broker.
+# broker and throwaway PostgreSQL, MariaDB and Redis servers, runs ruff and pytest, stops the
+# broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -21,6 +22,13 @@ elif [ -n "${CI:-}" ]; then
   echo "MariaDB could not be started" >&2; exit 1
 else
   echo "MariaDB could not be started: the MariaDB variants of the tests are skipped" >&2
+fi
+if REDIS_URL="$(.ci/redis.sh)"; then
+  export IOS_TEST_REDIS_URL="$REDIS_URL"
+elif [ -n "${CI:-}" ]; then
+  echo "Redis could not be started" >&2; exit 1
+else
+  echo "Redis could not be started: the shared rate-limit tests are skipped" >&2
 fi
 .venv/bin/integrationos kafka start
 trap '.venv/bin/integrationos kafka stop' EXIT

@@ -172,10 +172,15 @@ def api_server(platform_env: dict[str, str], worker: WorkerProcess) -> Iterator[
 @pytest.fixture
 def tenant(platform_env: dict[str, str], worker: WorkerProcess) -> tuple[str, str]:
     """A tenant created the way an operator does it (`integrationos tenants create`)."""
-    from integrationos.cli.tenants import create_tenant
+    from integrationos.cli.tenants import change_plan, create_tenant
 
     created = create_tenant(Settings.from_env(), "Your Tenant", "pro")
     assert created.applied
+    # The tests send bursts (500 messages in a few seconds, tight polling) that a Pro
+    # tenant's 300 requests a minute would refuse: this one has a custom rate, as an
+    # operator would give it (`integrationos tenants plan`).
+    assert change_plan(Settings.from_env(), created.tenant_id, "pro",
+                       {"requestsPerMinute": 1_000_000})
     return created.tenant_id, created.api_key
 
 

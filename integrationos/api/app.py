@@ -13,6 +13,7 @@ from integrationos.api import openapi
 from integrationos.api.auth import ApiKeyAuth
 from integrationos.api.context import Platform
 from integrationos.api.errors import EXCEPTION_HANDLERS
+from integrationos.api.ratelimit import COUNTER_STATE_KEY, RateLimit, counter_for
 from integrationos.api.routes import (
     connectors,
     dlq,
@@ -30,6 +31,7 @@ from integrationos.api.routes import (
     schemas,
     test_cases,
     transformations,
+    usage,
     webhooks,
 )
 from integrationos.api.routing import resource
@@ -63,6 +65,7 @@ ROUTES = [
     *schemas.routes,
     *lookups.routes,
     *environments.routes,
+    *usage.routes,
 ]
 
 
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         producer = LogProducer(resolved.kafka_bootstrap, client_id="integrationos-api")
         vault = CredentialVault.from_settings(resolved)
         lookups = LookupService(engine, vault)
+        rate_counter = counter_for(resolved.redis_url)
         try:
             yield {"platform": Platform(
                 settings=resolved,
@@ -85,17 +89,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 lookups=lookups,
                 config_topic=CONFIG.name(resolved.topic_prefix),
                 ingest_topic=INGEST.name(resolved.topic_prefix),
-            )}
+            ), COUNTER_STATE_KEY: rate_counter}
         finally:
             # Requests finish before shutdown; what is left belongs to writes already
             # answered 503, so wait for it no longer than those requests did.
             producer.close(resolved.projection_wait_seconds)
             lookups.close()
+            await rate_counter.close()
             engine.dispose()
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(ApiKeyAuth, prefix="/v1/", public=PUBLIC_PATHS)],
+        # Outermost first: authentication, then the rate limit of the credential it found.
+        middleware=[Middleware(ApiKeyAuth, prefix="/v1/", public=PUBLIC_PATHS),
+                    Middleware(RateLimit)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -52,7 +52,8 @@ _CONNECTORS = (
               "Connector", "ConnectorCreate", _WRITE,
               "The type is checked against the registry and config/credentials against its "
               "specs. Credentials are sealed (AES-256-GCM) before they reach the log and are "
-              "only ever returned masked."),
+              "only ever returned masked. 409 PLAN_LIMIT_REACHED when the plan's connector "
+              "limit is reached."),
     Operation("listConnectors", "GET /v1/connectors", "List connectors", 200, "ConnectorList",
               errors=(400,), query=(("type", "Only connectors of this type."), *_PAGED)),
     Operation("getConnector", "GET /v1/connectors/{id}", "Get a connector", 200, "Connector"),
@@ -182,14 +183,15 @@ _MESSAGES = (
     Operation("sendMessage", "POST /v1/integrations/{id}/messages", "Send a message", 202,
               "MessageAccepted", "MessagePayload", (400, 409, 413, 422, 503),
               "The body is the payload. Optional header X-Message-Key: messages with one key "
-              "are processed in order (default: the message id). 202 once the log has it."),
+              "are processed in order (default: the message id). 202 once the log has it. 429 "
+              "QUOTA_EXCEEDED once the month's message quota is used up."),
     Operation("getMessage", "GET /v1/messages/{id}", "Get a message and its history", 200,
               "Message",
               description="404 until the worker has recorded the message's first event, "
               "usually milliseconds after the 202."),
     Operation("receiveWebhook", "POST /v1/webhooks/{integrationId}",
               "Send a message as a signed webhook (no API key)", 202, "MessageAccepted",
-              "MessagePayload", (400, 401, 404, 409, 413, 422, 503),
+              "MessagePayload", (400, 401, 404, 409, 413, 422, 429, 503),
               "For senders that sign instead of holding a key: the secret is the webhookSecret "
               "credential of the integration's HTTP source connector. X-Signature is sha256= "
               "and the hex HMAC-SHA256 of X-Timestamp + '.' + the raw body; X-Timestamp (Unix "
@@ -296,6 +298,13 @@ _SCHEMAS = (
               "Lists every violation (JSON pointer, XPath for XML, row and column for CSV) and "
               "the document decoded to JSON."),
 )
+_PLAN = (
+    Operation("getUsage", "GET /v1/usage", "The plan's limits and what is used of them", 200,
+              "Usage",
+              description="Messages this calendar month (UTC) against the monthly quota, the "
+              "request rate limit, connectors against their limit, and the retention. A null "
+              "limit is unlimited. See docs/plans.md."),
+)
 _REFERENCE = (
     Operation("getOpenApiDocument", "GET /v1/openapi.json", "This OpenAPI document", 200,
               public=True),
@@ -311,6 +320,7 @@ TAGS: dict[str, tuple[Operation, ...]] = {
     "Lookups": _LOOKUPS,
     "Environments": _ENVIRONMENTS,
     "Schemas": _SCHEMAS,
+    "Plan": _PLAN,
     "Reference": _REFERENCE,
 }
 OPERATIONS = tuple(op for ops in TAGS.values() for op in ops)
@@ -325,11 +335,21 @@ _ERRORS = {
     413: "Body larger than the payload limit (PAYLOAD_TOO_LARGE)",
     415: "Content-Type not accepted here (UNSUPPORTED_MEDIA_TYPE)",
     422: "Invalid body (VALIDATION_FAILED, INVALID_EXPRESSION): details lists every fault",
+    429: "Over the request rate limit (RATE_LIMITED) or, on message ingest, the monthly "
+         "quota (QUOTA_EXCEEDED); Retry-After says when to try again",
     503: "Log or projection not available in time (LOG_UNAVAILABLE, PROJECTION_TIMEOUT)",
 }
 
 
 _SUCCESS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content"}
+_RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": {"description": "Requests allowed per minute for this credential",
+                          "schema": {"type": "integer"}},
+    "X-RateLimit-Remaining": {"description": "Requests left in the current minute",
+                              "schema": {"type": "integer"}},
+    "X-RateLimit-Reset": {"description": "When the current minute ends (Unix seconds)",
+                          "schema": {"type": "integer"}},
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -360,8 +380,10 @@ def _operation(op: Operation, tag: str) -> dict[str, Any]:
         ok["content"] = {"text/html": {"schema": {"type": "string"}}}
     elif op.public:
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    if not op.public:
+        ok["headers"] = _RATE_LIMIT_HEADERS
     responses = {str(op.success): ok}
-    statuses = op.errors if op.public else (401, *op.errors,
+    statuses = op.errors if op.public else (401, 429, *op.errors,
                                             *(() if "{" not in op.path else (404,)))
     for status in sorted(set(statuses)):
         responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
@@ -398,7 +420,8 @@ def document() -> dict[str, Any]:
             "version": VERSION,
             "description": "Create connectors, transformations and integrations, send "
             "messages and follow them. Every request under /v1 (except this reference) "
-            "carries X-API-Key and X-Tenant-Id. Errors are "
+            "carries X-API-Key and X-Tenant-Id; every authenticated response carries "
+            "X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset. Errors are "
             '{"error": {"code", "message", "details"}}.',
         },
         "servers": [{"url": "/"}],
@@ -413,7 +436,10 @@ def document() -> dict[str, Any]:
             "schemas": {**REQUEST_SCHEMAS, **RESPONSE_SCHEMAS},
             "responses": {
                 f"E{status}": {"description": text, "content": {
-                    "application/json": {"schema": _ref("Error")}}}
+                    "application/json": {"schema": _ref("Error")}},
+                    **({"headers": {**_RATE_LIMIT_HEADERS, "Retry-After": {
+                        "description": "Seconds until the request may succeed",
+                        "schema": {"type": "integer"}}}} if status == 429 else {})}
                 for status, text in _ERRORS.items()
             },
         },

@@ -365,6 +365,7 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
 _STR = {"type": "string"}
 _OPT_STR = {"type": ["string", "null"]}
 _INT = {"type": "integer"}
+_OPT_INT = {"type": ["integer", "null"], "description": "null: unlimited"}
 _TIME = {"type": "string", "format": "date-time"}
 _AUDIT = {"version": _INT, "createdAt": _TIME, "updatedAt": _TIME}
 
@@ -510,8 +511,9 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "IntegrationStatus": _closed({
         "integrationId": _STR, "received": _INT, "transformed": _INT, "delivered": _INT,
         "failed": _INT, "deadLettered": _INT, "discarded": _INT,
-        "parked": _INT | {"description": "Held while the integration is paused; sent again "
-                          "when it is resumed."},
+        "parked": _INT | {"description": "Held while the integration is paused (sent again "
+                          "when it is resumed) or the tenant is over its monthly quota (sent "
+                          "again when the quota allows)."},
         "total": _INT,
         "status": {"type": "string", "enum": ["ACTIVE", "PAUSED"]},
         "pausedReason": {"anyOf": [_closed({
@@ -587,6 +589,15 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
                        "(JSON pointer, or XPath for XML), message; row and column for CSV "
                        "and fixed width"}},
         "decoded": {"description": "The document as JSON (records for CSV/fixed width)."},
+    }),
+    "Usage": _closed({
+        "plan": {"type": "string", "enum": ["free", "pro", "enterprise"]},
+        "month": _STR | {"description": "The calendar month counted (UTC), YYYY-MM."},
+        "messages": _closed({"used": _INT, "limit": _OPT_INT, "remaining": _OPT_INT,
+                             "resetsAt": _TIME}),
+        "requestsPerMinute": _closed({"limit": _INT}),
+        "connectors": _closed({"used": _INT, "limit": _OPT_INT}),
+        "retentionDays": _INT,
     }),
     "MessageAccepted": _closed({
         "messageId": _STR, "status": {"type": "string", "enum": ["ACCEPTED"]},

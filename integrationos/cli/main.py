@@ -56,6 +56,24 @@ def _tenants_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _tenants_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from integrationos.cli.tenants import change_plan
+
+    overrides = {"messagesPerMonth": args.messages_per_month,
+                 "requestsPerMinute": args.requests_per_minute,
+                 "connectors": args.connectors, "retentionDays": args.retention_days}
+    try:
+        applied = change_plan(settings, args.tenant, args.plan, overrides)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"tenant {args.tenant}: plan {args.plan}"
+          + "".join(f", {k} {v}" for k, v in overrides.items() if v is not None))
+    if not applied:
+        print("warning: no worker has applied it yet", file=sys.stderr)
+    return 0
+
+
 def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from integrationos.store.database import open_database
     from integrationos.store.rebuild import rebuild
@@ -117,6 +135,15 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--plan", choices=["free", "pro", "enterprise"], default="free")
     create.set_defaults(run=_tenants_create)
+    plan = tenants_sub.add_parser("plan", help="change a tenant's plan and overrides "
+                                  "(an override not given goes back to the plan's value)")
+    plan.add_argument("tenant")
+    plan.add_argument("--plan", choices=["free", "pro", "enterprise"], required=True)
+    plan.add_argument("--messages-per-month", type=int, help="-1: unlimited")
+    plan.add_argument("--requests-per-minute", type=int)
+    plan.add_argument("--connectors", type=int, help="-1: unlimited")
+    plan.add_argument("--retention-days", type=int, help="1 to 90")
+    plan.set_defaults(run=_tenants_plan)
 
     projections = sub.add_parser("projections", help="read models")
     projections_sub = projections.add_subparsers(dest="projections_command", required=True)

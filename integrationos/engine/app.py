@@ -8,6 +8,9 @@
   when due (non-blocking retries); a delay longer than the tier goes round it in hops
 - ``project_replays`` / ``run_replays`` replay requests and progress -> Projector (the
   ``replays`` table) / ReplayRunner (re-sends dead-lettered, parked or past messages)
+- timers ``release_quota_parked`` (engine/quota_release.py) and ``purge_expired``
+  (engine/retention.py): messages parked over quota sent again when the quota allows;
+  read-model rows older than the tenant's retention deleted
 - timer ``sync_sources`` keeps a runner per pull-based source (e.g. a Kafka source topic)
   that forwards its records to the ingest topic
 
@@ -25,6 +28,7 @@ from typing import Any
 
 import faust
 
+from integrationos.engine import quota_release, retention
 from integrationos.engine.persevere import until_done
 from integrationos.engine.pipeline import IngestRecord, release_plan
 from integrationos.engine.read_committed import ReadCommittedTransport
@@ -139,6 +143,14 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
     @app.timer(SOURCE_SYNC_SECONDS)
     async def sync_sources() -> None:
         await runtime.sources.sync()
+
+    @app.timer(settings.quota_release_seconds)
+    async def release_quota_parked() -> None:
+        await quota_release.release_parked(runtime.database, runtime.producer, prefix)
+
+    @app.timer(retention.PURGE_INTERVAL_SECONDS)
+    async def purge_expired() -> None:
+        await retention.run_purge(runtime.database, runtime.db_writer)
 
     ingest_topic = INGEST.name(prefix)
 

@@ -44,6 +44,7 @@ from integrationos.engine.catalog import FlowCatalog
 from integrationos.engine.lookups import LookupService
 from integrationos.engine.pipeline import IngestRecord, Pipeline
 from integrationos.engine.transactional_target import TransactionalTargets
+from integrationos.quota import MessageQuota
 from integrationos.settings import Settings
 from integrationos.topics.transactional import TransactionalLog
 
@@ -69,7 +70,7 @@ class _Session:
                                      client_id=f"ios-{settings.worker_id}-eos")
         self._targets = TransactionalTargets(vault, self._log, settings.kafka_bootstrap)
         self._pipeline = Pipeline(self._log, FlowCatalog(database), self._targets, lookups,
-                                  settings.topic_prefix)
+                                  settings.topic_prefix, MessageQuota(database))
         self._consumer: Consumer | None = None
         self._in_transaction = False
         self._one_by_one = 0  # records of an aborted batch still to re-run singly

@@ -29,6 +29,7 @@ from integrationos.engine.flow import FlowResult, run_flow
 from integrationos.engine.functions import EvaluationContext
 from integrationos.engine.lookups import LookupService
 from integrationos.engine.targets import TargetPool
+from integrationos.quota import MessageQuota
 from integrationos.schemas.payloads import JSON_TYPES, media_type
 from integrationos.topics import event_types as t
 from integrationos.topics.catalog import CONFIG, DEAD_LETTER, MESSAGE_EVENTS, retry_tier_for
@@ -109,8 +110,10 @@ class Pipeline:
         targets: TargetPool,
         lookups: LookupService,
         topic_prefix: str,
+        quota: MessageQuota | None = None,
     ) -> None:
         self._producer = producer
+        self._quota = quota
         self._catalog = catalog
         self._targets = targets
         self._lookups = lookups
@@ -310,6 +313,8 @@ class _MessageRun:
                 "payloadJson": payload_json, "contentType": content_type,
                 "source": self.record.header("ios-source") or "kafka",
             })
+        if await self._over_quota(replayed):
+            return
         if view.status != "ACTIVE":
             self._park("INTEGRATION_PAUSED", _PAUSED)
             return
@@ -322,6 +327,24 @@ class _MessageRun:
             "durationUs": result.transform_us,
         })
         await self._deliver(view, result)
+
+    async def _over_quota(self, replayed: bool) -> bool:
+        """Park a source's message while its tenant is over its monthly quota, to be sent
+        again when the quota allows (engine/quota_release.py). Only a source's first pass
+        is checked: HTTP messages were checked when the API accepted them (it answers 429
+        instead), retries and replays were counted when first received, and a release sends
+        only as many as the quota has room for."""
+        first_pass = self.record.attempt == 1 and not replayed
+        if (self.p._quota is None or not first_pass
+                or self.record.header("ios-source") == "http"):
+            return False
+        refused = await self.p._quota.admit(self.tenant)
+        if refused is None:
+            return False
+        self._park("QUOTA_EXCEEDED", Failure(
+            "ingest", "QUOTA_EXCEEDED", f"the tenant's monthly quota of {refused.limit} "
+            f"messages is used up ({refused.used}); parked until the quota allows", False))
+        return True
 
     async def _run_flow(self, view: IntegrationView, payload: Any, raw: bytes | None,
                         content_type: str) -> FlowResult | None:

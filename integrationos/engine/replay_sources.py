@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 
 from integrationos.engine.pipeline import IngestRecord
 from integrationos.schemas.payloads import JSON_TYPES, media_type
 from integrationos.store.dlq_queries import DEAD_LETTERED, DlqFilter, dead_lettered
 from integrationos.store.tables import dlq_entries, message_events, messages
+from integrationos.store.usage import QUOTA_EXCEEDED
 from integrationos.topics import event_types as t
 
 CHUNK = 500
@@ -70,13 +71,23 @@ def select_dead_lettered(engine: Engine, tenant: str, replay_id: str, message_id
         return Selection(ids, sent, 0)
 
 
-def select_parked(engine: Engine, tenant: str, replay_id: str, integration_id: str
-                  ) -> Selection:
-    """An integration's parked messages, oldest first: released when it is resumed."""
+def select_parked(engine: Engine, tenant: str, replay_id: str, integration_id: str,
+                  message_ids: Sequence[str] = ()) -> Selection:
+    """An integration's parked messages, oldest first. Without ``message_ids`` (a resumed
+    integration): those parked for the pause or FAIL_FAST; messages parked over the monthly
+    quota wait for a release that names them (engine/quota_release.py), which sends only
+    as many as the quota has room for."""
     with engine.connect() as conn:
-        ids = [r.id for r in conn.execute(select(messages.c.id).where(
+        parked = select(messages.c.id).where(
             messages.c.tenant_id == tenant, messages.c.integration_id == integration_id,
-            messages.c.status == "PARKED").order_by(messages.c.received_at, messages.c.id))]
+            messages.c.status == "PARKED")
+        if message_ids:
+            parked = parked.where(messages.c.id.in_(message_ids))
+        else:
+            parked = parked.where(or_(messages.c.last_error_code.is_(None),
+                                      messages.c.last_error_code != QUOTA_EXCEEDED))
+        ids = [r.id for r in conn.execute(
+            parked.order_by(messages.c.received_at, messages.c.id))]
         sent = conn.execute(select(func.count()).select_from(messages).where(
             messages.c.tenant_id == tenant, messages.c.replay_id == replay_id)).scalar_one()
     return Selection(ids, sent, 0)

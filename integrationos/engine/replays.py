@@ -100,7 +100,8 @@ class ReplayRunner:
     def _select(self, request: Event) -> Selection:
         d = request.data
         if d["kind"] == "PARKED":
-            return select_parked(self._engine, request.tenant, d["replayId"], d["integrationId"])
+            return select_parked(self._engine, request.tenant, d["replayId"], d["integrationId"],
+                                 d.get("messageIds") or [])
         wanted = DlqFilter.from_json(json.loads(d["filterJson"])) if d.get("filterJson") else None
         return select_dead_lettered(self._engine, request.tenant, d["replayId"],
                                     d.get("messageIds") or [], wanted, d["requestedAt"])

@@ -14,6 +14,7 @@ from integrationos.engine.pipeline import Pipeline
 from integrationos.engine.replays import ReplayRunner
 from integrationos.engine.sources import SourceManager
 from integrationos.engine.targets import TargetPool
+from integrationos.quota import MessageQuota
 from integrationos.settings import Settings
 from integrationos.store.database import open_database
 from integrationos.store.projector import Projector
@@ -46,6 +47,7 @@ class WorkerRuntime:
             targets,
             lookups,
             settings.topic_prefix,
+            MessageQuota(database),
         )
         return cls(
             settings=settings,

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, select, update
 
+from integrationos.store import usage
 from integrationos.store.integration_audit import (
     link_lineage,
     record_history,
@@ -34,6 +35,7 @@ from integrationos.store.tables import (
     schema_versions,
     schemas,
     source_checkpoints,
+    tenant_limits,
     tenants,
     transformation_versions,
     transformations,
@@ -87,6 +89,19 @@ def _tenant_created(conn: Connection, event: Event) -> None:
     _upsert(conn, tenants, "id", {
         "id": d["id"], "name": d["name"], "plan": d["plan"],
         "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
+    })
+
+
+@handles(t.TENANT_PLAN_CHANGED)
+def _tenant_plan_changed(conn: Connection, event: Event) -> None:
+    """The new plan, and the overrides as given (every one: a null clears an earlier one)."""
+    d = event.data
+    conn.execute(update(tenants).where(tenants.c.id == event.tenant)
+                 .values(plan=d["plan"], updated_at=event.occurred_at_ms))
+    _upsert(conn, tenant_limits, "tenant_id", {
+        "tenant_id": event.tenant, "messages_per_month": d["messagesPerMonth"],
+        "requests_per_minute": d["requestsPerMinute"], "connectors": d["connectors"],
+        "retention_days": d["retentionDays"], "updated_at": event.occurred_at_ms,
     })
 
 
@@ -430,6 +445,7 @@ def _set_message(conn: Connection, event: Event, status: str, **values: Any) -> 
 def _message_received(conn: Connection, event: Event) -> None:
     if _record_message_event(conn, event):
         d = event.data
+        usage.on_received(conn, event)
         _set_message(conn, event, "RECEIVED", source=d["source"][:400],
                      message_key=None if d["key"] is None else d["key"][:400],
                      payload_json=d["payloadJson"])
@@ -494,6 +510,7 @@ def _message_replayed(conn: Connection, event: Event) -> None:
     listing. One row per message, so a replayed message is never counted twice."""
     if not _record_message_event(conn, event):
         return
+    usage.on_replayed(conn, event)
     d = event.data
     values: dict[str, Any] = {"status": "REPLAYING", "replay_id": d["replayId"],
                               "updated_at": event.occurred_at_ms}
@@ -546,6 +563,7 @@ def _message_parked(conn: Connection, event: Event) -> None:
     (the payload is in the message's ``message.received`` event)."""
     if _record_message_event(conn, event):
         d = event.data
+        usage.on_parked(conn, event)
         _set_message(conn, event, "PARKED", last_error_code=d["code"],
                      last_error_message=d["message"])
 

@@ -37,6 +37,28 @@ tenants = Table(
     *_audit(),
 )
 
+# A tenant's overrides of its plan's limits (``tenant.plan_changed``); a null column keeps the
+# plan's value, -1 means unlimited (integrationos/plans.py).
+tenant_limits = Table(
+    "tenant_limits",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("messages_per_month", BigInteger, nullable=True),
+    Column("requests_per_minute", Integer, nullable=True),
+    Column("connectors", Integer, nullable=True),
+    Column("retention_days", Integer, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Messages admitted per tenant and calendar month (UTC, "YYYY-MM"): the monthly quota.
+usage_counters = Table(
+    "usage_counters",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("messages", BigInteger, nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,
@@ -341,7 +363,8 @@ projection_offsets = Table(
 )
 
 PROJECTED_TABLES = (
-    tenants, api_keys, connectors, transformations, transformation_versions, integrations,
+    tenants, tenant_limits, usage_counters, api_keys, connectors, transformations,
+    transformation_versions, integrations,
     messages, message_events, dlq_entries, schemas, schema_versions, lookups, lookup_rows,
     environment_variables, source_checkpoints, replays, integration_versions,
     integration_lineages, integration_history, integration_test_cases, connector_bindings,

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DAY_MS = 24 * 60 * 60 * 1000
+LONGEST_RETENTION_DAYS = 90
+"""The longest retention of any plan (integrationos/plans.py caps Enterprise's "custom" at
+it): message events and dead letters are kept this long, so the read models purged at each
+tenant's retention can always be rebuilt from the log."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ INGEST = TopicSpec(
 MESSAGE_EVENTS = TopicSpec(
     suffix="message-events.v1",
     partitions=6,
-    retention_ms=30 * DAY_MS,
+    retention_ms=LONGEST_RETENTION_DAYS * DAY_MS,
     record=(
         "Avro envelope of MessageReceived/Transformed/Delivered/Failed/DeadLettered/"
         "Discarded/Parked; "
@@ -63,7 +67,7 @@ MESSAGE_EVENTS = TopicSpec(
 DEAD_LETTER = TopicSpec(
     suffix="dlq.v1",
     partitions=6,
-    retention_ms=30 * DAY_MS,
+    retention_ms=LONGEST_RETENTION_DAYS * DAY_MS,
     record=(
         "The original ingest record (key, value, headers) plus headers ios-dlq-code, "
         "ios-dlq-message, ios-dlq-stage, ios-message-id."

@@ -9,6 +9,7 @@ from __future__ import annotations
 TENANT_CREATED = "tenant.created"
 API_KEY_ISSUED = "tenant.api_key_issued"
 API_KEY_REVOKED = "tenant.api_key_revoked"
+TENANT_PLAN_CHANGED = "tenant.plan_changed"
 
 CONNECTOR_CREATED = "connector.created"
 CONNECTOR_UPDATED = "connector.updated"

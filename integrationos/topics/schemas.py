@@ -215,6 +215,15 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
          _f("name", "string")],
     ),
     (t.API_KEY_REVOKED, 1): _record("ApiKeyRevoked", [_f("keyId", "string")]),
+    (t.TENANT_PLAN_CHANGED, 1): _record(
+        "TenantPlanChanged",
+        # Overrides: null keeps the plan's value, -1 is unlimited (integrationos/plans.py).
+        [_f("id", "string"), _f("plan", "string"),
+         _f("messagesPerMonth", ["null", "long"], None),
+         _f("requestsPerMinute", ["null", "int"], None),
+         _f("connectors", ["null", "int"], None),
+         _f("retentionDays", ["null", "int"], None)],
+    ),
     (t.CONNECTOR_CREATED, 1): _CONNECTOR_STATE,
     (t.CONNECTOR_UPDATED, 1): _CONNECTOR_STATE,
     (t.CONNECTOR_DELETED, 1): _id_only("ConnectorDeleted"),

@@ -15,6 +15,8 @@ SAMPLES = {
     t.API_KEY_ISSUED: {"keyId": "k1", "keyHash": "ab" * 32, "prefix": "ip_live_abcd",
                        "name": "first"},
     t.API_KEY_REVOKED: {"keyId": "k1"},
+    t.TENANT_PLAN_CHANGED: {"id": "acme", "plan": "pro", "messagesPerMonth": -1,
+                            "requestsPerMinute": 600, "connectors": None, "retentionDays": None},
     t.CONNECTOR_CREATED: {"id": "c", "name": "n", "connectorType": "HTTP", "configJson": "{}",
                           "credentials": {"keyId": "k", "nonce": b"\x00" * 12,
                                           "ciphertext": b"\x01\x02"}, "version": 1},

@@ -20,6 +20,7 @@ from integrationos.api.commands import commit
 from integrationos.api.context import Platform, new_id, platform, tenant
 from integrationos.api.db import fetch_all, first, get_live, listing, live, page, page_request
 from integrationos.api.errors import ApiError
+from integrationos.api.routes.usage import ensure_connector_slot
 from integrationos.api.routing import resource
 from integrationos.api.schemas import CONNECTOR_CREATE, CONNECTOR_UPDATE
 from integrationos.api.validation import parse_body
@@ -133,6 +134,7 @@ async def create_connector(request: Request) -> Response:
     connector_id = new_id("con")
     async with p.write_lock(tenant_id):
         await _ensure_unique_name(p, tenant_id, body["name"])
+        await ensure_connector_slot(p, tenant_id)
         data = _state(connector_id, body["name"], type_name, config, sealed, 1)
         await commit(p, Event(t.CONNECTOR_CREATED, tenant_id, connector_id, data))
     return await _respond(p, tenant_id, connector_id, 201)

@@ -21,6 +21,7 @@ from integrationos.api.commands import acked
 from integrationos.api.context import new_id, platform, tenant
 from integrationos.api.db import fetch_all, first, get_live
 from integrationos.api.errors import ApiError, not_found
+from integrationos.api.routes.usage import ensure_quota
 from integrationos.api.routing import resource
 from integrationos.api.validation import parse_json, read_body
 from integrationos.engine.catalog import FlowCatalog
@@ -87,6 +88,7 @@ async def ingest_body(request: Request, integration_id: str, body: bytes) -> Res
     kind, _ = media_type(content_type)
     if kind in (CSV_TYPE, FIXED_WIDTH_TYPE):
         return await _ingest_records(request, integration_id, body, content_type)
+    await ensure_quota(platform(request), tenant(request))
     message_id = new_id("msg")
     key = _ordering_key(request, message_id)
     if kind in XML_TYPES:  # decoded (and validated) by the worker against the XSD
@@ -114,6 +116,7 @@ async def _ingest_records(request: Request, integration_id: str, body: bytes,
     if decoded.violations:
         raise ApiError(422, "VALIDATION_FAILED", "the records do not decode against the "
                        "integration's source schema", decoded.violations[:1000])
+    await ensure_quota(p, tenant_id, len(decoded.records or []))
     message_ids = [new_id("msg") for _ in decoded.records or []]
     deliveries = [
         _produce(request, integration_id, message_id, _ordering_key(request, message_id),
