@@ -31,6 +31,12 @@ class Settings:
     max_payload_bytes: int
     projection_wait_seconds: float
     ingest_partitions: int
+    # Bearer tokens (optional): an HS256 secret and/or a JWKS (file path or https URL) of
+    # RS256/ES256 public keys; aud and iss are required in tokens when configured.
+    jwt_hs256_secret: str = field(default="", repr=False)
+    jwt_jwks: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,4 +53,8 @@ class Settings:
             max_payload_bytes=int(_env("IOS_MAX_PAYLOAD_BYTES", str(1024 * 1024))),
             projection_wait_seconds=float(_env("IOS_PROJECTION_WAIT_SECONDS", "10")),
             ingest_partitions=int(_env("IOS_INGEST_PARTITIONS", "6")),
+            jwt_hs256_secret=os.environ.get("IOS_JWT_HS256_SECRET", ""),
+            jwt_jwks=_env("IOS_JWT_JWKS", ""),
+            jwt_audience=_env("IOS_JWT_AUDIENCE", ""),
+            jwt_issuer=_env("IOS_JWT_ISSUER", ""),
         )

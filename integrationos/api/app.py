@@ -14,6 +14,7 @@ from integrationos.api.auth import ApiKeyAuth
 from integrationos.api.context import Platform
 from integrationos.api.errors import EXCEPTION_HANDLERS
 from integrationos.api.routes import (
+    api_keys,
     connectors,
     dlq,
     environments,
@@ -57,6 +58,7 @@ ROUTES = [
     *schemas.routes,
     *lookups.routes,
     *environments.routes,
+    *api_keys.routes,
 ]
 
 

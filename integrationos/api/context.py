@@ -19,6 +19,23 @@ from integrationos.settings import Settings
 from integrationos.topics.producer import LogProducer
 
 TENANT_SCOPE_KEY = "integrationos.tenant"
+# A stable id of the credential behind a request (an API key id, or ``jwt:<sub>``): what
+# per-client limits key on. Never the secret itself.
+CREDENTIAL_SCOPE_KEY = "integrationos.credential"
+PRINCIPAL_SCOPE_KEY = "integrationos.principal"
+
+ROLES = ("admin", "developer", "operator", "viewer")
+ALL_ENVIRONMENTS = frozenset({"DEV", "QA", "PROD"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant, the credential and what it may do."""
+
+    tenant: str
+    credential: str
+    roles: frozenset[str]
+    environments: frozenset[str] = ALL_ENVIRONMENTS
 
 
 @dataclass
@@ -48,6 +65,11 @@ def platform(request: Request) -> Platform:
 def tenant(request: Request) -> str:
     """The tenant authenticated by ``ApiKeyAuth``; every query is scoped to it."""
     return request.scope[TENANT_SCOPE_KEY]
+
+
+def principal(request: Request) -> Principal:
+    """The caller, as authenticated by ``ApiKeyAuth`` (not set on public routes)."""
+    return request.scope[PRINCIPAL_SCOPE_KEY]
 
 
 def new_id(prefix: str) -> str:
