@@ -90,7 +90,7 @@ async def _json_body(request: Request) -> object:
     request._body = body  # Starlette's cache, read by stream() and body()
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

@@ -116,5 +116,6 @@ def test_an_unknown_id_or_environment_is_still_a_404_not_a_403(client, environme
     assert_error(client.get("/v1/environments/STAGING/variables", headers=DEV_ONLY),
                  404, "NOT_FOUND")
     # a body the handler will refuse is the handler's to refuse
-    assert_error(client.post("/v1/integrations", headers=DEV_ONLY, content=b"{oops"),
-                 400, "MALFORMED_JSON")
+    for body in (b"{oops", b"[" * 8000 + b"]" * 8000):
+        assert_error(client.post("/v1/integrations", headers=DEV_ONLY, content=body),
+                     400, "MALFORMED_JSON")
