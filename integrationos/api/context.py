@@ -1,7 +1,8 @@
 """What every request handler reaches for: the platform's shared resources and the tenant.
 
 The lifespan builds one ``Platform`` and Starlette hands it to each request through the
-lifespan state; the auth middleware puts the authenticated tenant in the scope.
+lifespan state; the auth middleware puts the authenticated tenant and ``Principal`` in the
+scope.
 """
 
 from __future__ import annotations
@@ -65,11 +66,6 @@ def platform(request: Request) -> Platform:
 def tenant(request: Request) -> str:
     """The tenant authenticated by ``ApiKeyAuth``; every query is scoped to it."""
     return request.scope[TENANT_SCOPE_KEY]
-
-
-def principal(request: Request) -> Principal:
-    """The caller, as authenticated by ``ApiKeyAuth`` (not set on public routes)."""
-    return request.scope[PRINCIPAL_SCOPE_KEY]
 
 
 def new_id(prefix: str) -> str:

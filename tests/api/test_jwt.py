@@ -158,3 +158,14 @@ def test_a_rotated_jwks_file_is_read_again(api, jwt_settings):
     Path(jwt_settings.jwt_jwks).write_text(json.dumps({"keys": [
         _jwk(new_key, "rsa-new", "RS256"), _jwk(RSA_KEY, "rsa-1-rotated-out", "RS256")]}))
     assert api.get("/v1/connectors", headers=bearer(signed)).status_code == 200
+
+
+def test_jwt_settings_come_from_the_environment_and_the_secret_is_not_shown(monkeypatch):
+    monkeypatch.setenv("IOS_JWT_HS256_SECRET", SECRET)
+    monkeypatch.setenv("IOS_JWT_JWKS", "https://idp.example/jwks.json")
+    monkeypatch.setenv("IOS_JWT_AUDIENCE", AUDIENCE)
+    monkeypatch.setenv("IOS_JWT_ISSUER", ISSUER)
+    loaded = Settings.from_env()
+    assert (loaded.jwt_hs256_secret, loaded.jwt_jwks, loaded.jwt_audience,
+            loaded.jwt_issuer) == (SECRET, "https://idp.example/jwks.json", AUDIENCE, ISSUER)
+    assert SECRET not in repr(loaded)
