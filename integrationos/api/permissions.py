@@ -59,6 +59,15 @@ async def _path_env(request: Request) -> str | None:
     return _known(request.path_params["env"].upper())
 
 
+ANY_ENVIRONMENT = "*"  # a listing across every environment
+
+
+async def _query_env(request: Request) -> str | None:
+    """The ``?environment=`` of a listing; without one, the listing spans them all."""
+    given = request.query_params.get("environment")
+    return ANY_ENVIRONMENT if given is None else _known(given.upper())
+
+
 async def _integration_env(request: Request, integration_id: object) -> str | None:
     if not isinstance(integration_id, str):
         return None
@@ -133,7 +142,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/v1/transformations/{id}"): _D,
     ("GET", "/v1/transformations/{id}/versions"): _R,
     ("GET", "/v1/transformations/{id}/versions/{version}"): _R,
-    ("GET", "/v1/integrations"): _R,
+    ("GET", "/v1/integrations"): Rule(VIEWER, _query_env),
     ("POST", "/v1/integrations"): Rule(DEVELOPER, _body_env),
     ("GET", "/v1/integrations/{id}"): Rule(VIEWER, _ON_INTEGRATION),
     ("PATCH", "/v1/integrations/{id}"): Rule(DEVELOPER, _ON_INTEGRATION),
@@ -205,6 +214,12 @@ async def authorize(request: Request, path: str) -> None:
         return
     environment = await rule.environment(request)
     if environment is None:
+        return
+    if environment == ANY_ENVIRONMENT:
+        if principal.environments < ALL_ENVIRONMENTS:
+            allowed = ", ".join(sorted(principal.environments))
+            raise _forbidden(f"this credential is limited to {allowed}: list one environment "
+                             "at a time with ?environment=", environment=ANY_ENVIRONMENT)
         return
     if environment not in principal.environments:
         raise _forbidden(f"this credential is not allowed in {environment}",

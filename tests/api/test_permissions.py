@@ -111,6 +111,17 @@ def test_a_key_limited_to_dev_is_refused_elsewhere_even_as_admin(client, environ
         assert error["details"][0]["environment"] in ("PROD", "QA"), path
 
 
+def test_a_key_limited_to_dev_lists_integrations_of_dev_only(client, environments):
+    listed = client.get("/v1/integrations?environment=dev", headers=DEV_ONLY)
+    assert [i["id"] for i in listed.json()["data"]] == ["int_dev"]
+    error = assert_error(client.get("/v1/integrations", headers=DEV_ONLY), 403, "FORBIDDEN")
+    assert error["details"] == [{"environment": "*"}]
+    assert_error(client.get("/v1/integrations?environment=PROD", headers=DEV_ONLY),
+                 403, "FORBIDDEN")
+    every = client.get("/v1/integrations", headers=headers("viewer")).json()["data"]
+    assert {i["id"] for i in every} == {"int_dev", "int_prod"}
+
+
 def test_an_unknown_id_or_environment_is_still_a_404_not_a_403(client, environments):
     assert_error(client.get("/v1/integrations/int_nope", headers=DEV_ONLY), 404, "NOT_FOUND")
     assert_error(client.get("/v1/environments/STAGING/variables", headers=DEV_ONLY),
