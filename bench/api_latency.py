@@ -1,35 +1,27 @@
-"""API latency under load: p50/p95/p99 per endpoint, next to a baseline endpoint measured in
-the same run (these machines are noisy: the ratio holds, absolute times drift).
+"""API latency under load: p50/p95/p99, requests/s and errors per endpoint at a fixed
+concurrency, next to a baseline endpoint measured in the same run (these machines are noisy:
+the ratio holds, absolute times drift). The goal is p95 under 10 ms on loopback.
 
-    .venv/bin/python -m bench.api_latency [--seconds 10] [--clients 20]
+    IOS_KAFKA_BOOTSTRAP=127.0.0.1:19092 python -m bench.api_latency
 
-The API runs as its own uvicorn process (`integrationos api`) on SQLite; a load generator in
-a separate process keeps ``--clients`` requests in flight for ``--seconds`` per endpoint. The
-read models are filled through the real projector (the worker's code), so no broker is
-needed for the endpoints measured here: the preview and the sandbox never touch the log.
-Baseline: ``GET /v1/connector-types`` (authenticated, no database work beyond the key).
-Writes ``bench/results/api_latency.json``.
+The API runs as its own uvicorn process (`integrationos api`) on SQLite, against the real
+broker (``POST .../messages`` answers once the broker has acknowledged the record). A load
+generator in a separate process keeps ``clients`` requests in flight for ``seconds`` per
+endpoint, after a warm-up. The read models are filled through the real projector (the
+worker's code) and no worker runs: its CPU would be taken from the API on a 2-core machine,
+and none of these endpoints waits for it. Baseline: ``GET /v1/connector-types``
+(authenticated, no database work beyond the key, which is cached).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import multiprocessing
-import os
-import platform
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from bench.live import LivePlatform, live_platform, run_in_process
+from bench.load import Load, generate
 from integrationos.api.auth import hash_key
 from integrationos.store.database import open_database
 from integrationos.store.projector import LogRecord, Projector
@@ -37,17 +29,32 @@ from integrationos.topics import codec
 from integrationos.topics import event_types as t
 from integrationos.topics.envelope import Event
 
+NAME = "api_latency"
 KEY = "ip_test_bench-0123456789abcdef"
 TENANT = "bench"
 SEED = ('{"FirstName": $substringBefore($.nome_completo, " "), '
         '"LastName": $substringAfter($.nome_completo, " "), "Email": $.email, '
         '"Phone": $.telefone, "IsActive__c": $.ativo}')
 PAYLOAD = {"nome_completo": "João Silva", "email": "j@ex.pt"}
-RESULTS = Path(__file__).parent / "results" / "api_latency.json"
+GOAL_P95_MS = 10.0
+SIZES = {"tiny": {"clients": 4, "seconds": 2.0, "warmup_seconds": 0.5},
+         "full": {"clients": 50, "seconds": 30.0, "warmup_seconds": 3.0}}
+BASELINE = "baseline GET /v1/connector-types"
+ENDPOINTS: dict[str, tuple[str, str, Any]] = {
+    BASELINE: ("GET", "/v1/connector-types", None),
+    "GET /v1/integrations/{id}": ("GET", "/v1/integrations/int_bench", None),
+    "POST /v1/integrations/{id}/messages": ("POST", "/v1/integrations/int_bench/messages",
+                                            PAYLOAD),
+    "POST /v1/sandbox/execute": (
+        "POST", "/v1/sandbox/execute", {"integrationId": "int_bench", "payload": PAYLOAD}),
+    "POST /v1/transformations/preview": (
+        "POST", "/v1/transformations/preview", {"expression": SEED, "payload": PAYLOAD}),
+}
 
 
 def _seed(database_url: str) -> None:
-    """A tenant, a key, a transformation and an integration, projected as the worker would."""
+    """A tenant, a key, the seed transformation and an integration using it, projected as
+    the worker would (no worker runs during the measurement)."""
     events = [
         Event(t.TENANT_CREATED, TENANT, TENANT, {"id": TENANT, "name": TENANT, "plan": "pro"}),
         Event(t.API_KEY_ISSUED, TENANT, "key_bench", {
@@ -67,100 +74,74 @@ def _seed(database_url: str) -> None:
     engine.dispose()
 
 
-ENDPOINTS: dict[str, tuple[str, str, Any]] = {
-    "baseline GET /v1/connector-types": ("GET", "/v1/connector-types", None),
-    "GET /v1/integrations/{id}": ("GET", "/v1/integrations/int_bench", None),
-    "POST /v1/transformations/preview": (
-        "POST", "/v1/transformations/preview", {"expression": SEED, "payload": PAYLOAD}),
-    "POST /v1/sandbox/execute": (
-        "POST", "/v1/sandbox/execute", {"integrationId": "int_bench", "payload": PAYLOAD}),
-}
-
-
-async def _load(base: str, method: str, path: str, body: Any, seconds: float,
-                clients: int) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors = 0
+def _measure(platform: LivePlatform, params: dict[str, Any]) -> list[dict[str, Any]]:
     headers = {"X-API-Key": KEY, "X-Tenant-Id": TENANT}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits,
-                                 timeout=10) as client:
-        deadline = time.perf_counter() + seconds
-
-        async def one_client() -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                response = await client.request(method, path, json=body)
-                latencies.append((time.perf_counter() - started) * 1000)
-                errors += response.status_code >= 400
-
-        await asyncio.gather(*(one_client() for _ in range(clients)))
-    cuts = statistics.quantiles(latencies, n=100)
-    return {"requests": len(latencies), "errors": errors, "rps": round(len(latencies) / seconds),
-            "p50_ms": round(cuts[49], 2), "p95_ms": round(cuts[94], 2),
-            "p99_ms": round(cuts[98], 2)}
-
-
-def _generator(base: str, seconds: float, clients: int, out: Any) -> None:
-    """The load generator process: one endpoint after another, results on a queue."""
+    rows = []
     for name, (method, path, body) in ENDPOINTS.items():
-        asyncio.run(_load(base, method, path, body, 1.0, clients))  # warm-up
-        out.put((name, asyncio.run(_load(base, method, path, body, seconds, clients))))
-    out.put(None)
+        load = Load(platform.base, method, path, headers, body, params["clients"])
+        run_in_process(generate, replace(load, seconds=params["warmup_seconds"]))
+        outcome = run_in_process(generate, replace(load, seconds=params["seconds"]))
+        rows.append({"endpoint": name, **outcome.summary()})
+    return rows
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _judge(rows: list[dict[str, Any]]) -> None:
+    """Each row's p95 against the baseline's and against the goal."""
+    baseline = next(r for r in rows if r["endpoint"] == BASELINE)["p95_ms"]
+    for row in rows:
+        row["p95_vs_baseline"] = round(row["p95_ms"] / baseline, 2)
+        row["p95_under_10ms"] = row["p95_ms"] < GOAL_P95_MS
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--clients", type=int, default=20)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        database_url = f"sqlite:///{tmp}/bench.db"
-        _seed(database_url)
-        port = _free_port()
-        env = {**os.environ, "IOS_DATA_DIR": tmp, "DATABASE_URL": database_url,
-               "IOS_API_PORT": str(port), "IOS_KAFKA_BOOTSTRAP": "127.0.0.1:9"}
-        api = subprocess.Popen([sys.executable, "-m", "integrationos.cli.main", "api"],
-                               env=env, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                try:
-                    httpx.get(f"{base}/v1/openapi.json", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            queue: Any = multiprocessing.get_context("spawn").Queue()
-            generator = multiprocessing.get_context("spawn").Process(
-                target=_generator, args=(base, args.seconds, args.clients, queue))
-            generator.start()
-            results = dict(iter(queue.get, None))
-            generator.join()
-        finally:
-            api.terminate()
-            api.wait(10)
-    baseline = results["baseline GET /v1/connector-types"]["p95_ms"]
-    print(f"{'endpoint':40} {'rps':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'err':>4} "
-          f"{'p95/base':>8}")
-    for name, r in results.items():
-        r["p95_vs_baseline"] = round(r["p95_ms"] / baseline, 2)
-        print(f"{name:40} {r['rps']:>6} {r['p50_ms']:>7} {r['p95_ms']:>7} {r['p99_ms']:>7} "
-              f"{r['errors']:>4} {r['p95_vs_baseline']:>8}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                    "processor": platform.processor() or platform.machine()},
-        "parameters": {"seconds": args.seconds, "clients": args.clients},
-        "results": results,
-    }, indent=2))
+def _summary(rows: list[dict[str, Any]], clients: int) -> str:
+    measured = [r for r in rows if r["endpoint"] != BASELINE]
+    worst = max(measured, key=lambda r: r["p95_ms"])
+    met = sum(r["p95_under_10ms"] for r in measured)
+    return (f"{met} of {len(measured)} endpoints meet p95 < 10 ms at {clients} clients; "
+            f"worst p95 {worst['p95_ms']} ms ({worst['endpoint']}, "
+            f"{worst['p95_vs_baseline']}x the baseline's)")
+
+
+def run(size: str) -> dict[str, Any]:
+    """Measure every endpoint at ``size`` ("tiny" or "full")."""
+    params = SIZES[size]
+    with tempfile.TemporaryDirectory() as tmp, \
+            live_platform(Path(tmp), worker=False) as platform:
+        _seed(platform.env["DATABASE_URL"])
+        rows = _measure(platform, params)
+    _judge(rows)
+    return {"name": NAME, "parameters": {**params, "endpoints": list(ENDPOINTS),
+                                         "database": "SQLite", "api_processes": 1,
+                                         "goal_p95_ms": GOAL_P95_MS},
+            "rows": rows, "summary": _summary(rows, params["clients"]),
+            "notes": NOTES}
+
+
+NOTES = [
+    "Closed-loop load: with `clients` requests always in flight, mean latency = clients / "
+    "throughput (Little's law). p95 under 10 ms at 50 clients needs well over 5,000 "
+    "requests/s from the API; one Python process on one core does 700-1,400 here, so the "
+    "goal is met by adding API processes (the API is stateless), not by one process.",
+    "One API process (uvicorn, h11) on SQLite, no worker; the load generator (aiohttp, its "
+    "own process) shares the machine's cores with it, so at 50 clients both are CPU-bound "
+    "and latency is mostly queueing: compare each row with the baseline of the same run.",
+    "POST /v1/integrations/{id}/messages answers once the broker has acknowledged the "
+    "record (acks=all, shared broker on loopback; the producer's linger.ms=5 alone adds up "
+    "to 5 ms when traffic is light).",
+    "Where the time goes (py-spy on the API process, 50 clients, 8 s per endpoint, "
+    "2026-12-04): the event loop is saturated. Baseline: 26% of samples encode the large "
+    "connector-types document on every request (a pre-encoded answer would remove it). "
+    "Reads, ingest and sandbox: SQLAlchemy execute/fetch on SQLite in the thread pool "
+    "(~20-25%) and the hand-off to and from the pool's threads; the sandbox's uncached "
+    "FlowCatalog.lookup is 24% of its samples. With up to 40 pool threads querying and "
+    "SQLAlchemy keeping 5 SQLite connections, overflow connections are opened and closed "
+    "per request, each re-running the WAL PRAGMAs (~4% of samples): a larger SQLite pool "
+    "is a cheap next step. uvicorn runs on h11 (httptools is not installed).",
+]
 
 
 if __name__ == "__main__":
-    main()
+    result = run("full")
+    for row in result["rows"]:
+        print(row)
+    print(result["summary"])

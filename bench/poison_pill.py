@@ -11,7 +11,8 @@ database, the integration ingest topic -> JSONata -> HTTP target of
 ``tests/engine/test_poison_pill.py``.
 Each round runs one clean and one poisoned stream (ABBA order); a stream's time runs from its
 first record produced until the projection shows every record delivered or dead-lettered.
-Writes ``bench/results/poison_pill.json``.
+Through ``python -m bench`` the result goes to ``bench/results/poison_pill.json`` and
+``BENCHMARKS.md``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -48,7 +48,6 @@ EXPRESSION = '{"seq": $.seq, "name": $uppercase($.name)}'
 POISON_EVERY = 100  # 1 %
 KEYS = 64
 WARM_UP = 300
-RESULTS = Path(__file__).parent / "results" / "poison_pill.json"
 
 
 def stream(records: int, poisoned: bool) -> list[bytes]:
@@ -109,21 +108,13 @@ def measure(settings: Settings, records: int, rounds: int) -> dict[str, Any]:
             "dead_lettered": count_messages(settings, "DEAD_LETTERED")}
 
 
-def _print_table(results: dict[str, Any]) -> None:
-    print(f"{'stream':10} {'round':>5} {'records':>7} {'seconds':>8} {'msg/s':>7}")
-    for r in results["runs"]:
-        print(f"{r['stream']:10} {r['round']:>5} {r['records']:>7} {r['seconds']:>8} "
-              f"{r['msgs_per_s']:>7}")
-    print(f"median msg/s: clean {results['clean_msgs_per_s']}, 1% poison "
-          f"{results['poison_msgs_per_s']}; ratio {results['ratio']} (goal >= 0.9); "
-          f"{results['dead_lettered']} dead-lettered")
+NAME = "poison_pill"
+SIZES = {"tiny": (400, 1), "full": (2000, 4)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=4)
-    args = parser.parse_args()
+def run(size: str, records: int | None = None, rounds: int | None = None) -> dict[str, Any]:
+    """The runner's interface (``python -m bench``): one worker on its own topics."""
+    records, rounds = records or SIZES[size][0], rounds or SIZES[size][1]
     broker = DevBroker.from_settings(Settings.from_env())
     if not broker.answers():
         broker.start()
@@ -134,24 +125,36 @@ def main() -> None:
         os.environ.update(env)
         settings = Settings.from_env()
         ensure_topics(settings.kafka_bootstrap, settings.topic_prefix)
-        worker, target = WorkerProcess(env), RecordingTarget()
+        worker, target = WorkerProcess(env, loglevel="warning"), RecordingTarget()
         try:
             worker.start()
             configure_flow(settings, target.url, strategy="RETRY_5_DLQ", expression=EXPRESSION)
-            results = measure(settings, args.records, args.rounds)
+            results = measure(settings, records, rounds)
         finally:
             worker.stop()
             target.close()
-    _print_table(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                    "processor": platform.processor() or platform.machine()},
-        "parameters": {"records": args.records, "rounds": args.rounds, "keys": KEYS,
+    return {
+        "name": NAME,
+        "parameters": {"size": size, "records": records, "rounds": rounds, "keys": KEYS,
                        "poison_every": POISON_EVERY},
-        "results": results,
-    }, indent=2) + "\n")
-    print(f"written to {RESULTS}")
+        "rows": results["runs"],
+        "summary": f"1% poison / clean: {results['ratio']:.3f} (goal >= 0.9); "
+                   f"{results['dead_lettered']} dead-lettered",
+        "notes": [f"median msg/s: clean {results['clean_msgs_per_s']}, "
+                  f"1% poison {results['poison_msgs_per_s']}",
+                  "ABBA order within one run on one worker; the machine may be shared"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=SIZES["full"][0])
+    parser.add_argument("--rounds", type=int, default=SIZES["full"][1])
+    args = parser.parse_args()
+    result = run("full", args.records, args.rounds)
+    for row in result["rows"]:
+        print(row)
+    print(result["summary"])
 
 
 if __name__ == "__main__":

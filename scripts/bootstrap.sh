@@ -11,6 +11,6 @@ command -v mvn >/dev/null || { echo "Maven is needed to fetch the Kafka broker" 
 STAMP=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$STAMP" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test,postgres]"
+  .venv/bin/python -m pip install -q -e ".[test,postgres,bench]"
   rm -f .venv/.installed-* && touch "$STAMP"
 fi

@@ -123,34 +123,50 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ApiProcess:
+    """The real API (`integrationos api`, uvicorn) in a child process on a free port."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.env = {**os.environ, **env, "IOS_API_PORT": str(self.port)}
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(env["IOS_DATA_DIR"]) / "api.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> str:
+        """Start it and return its base URL once it answers."""
+        import httpx
+
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "integrationos.cli.main", "api"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.base}/v1/openapi.json", timeout=1).status_code == 200:
+                    return self.base
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"API did not start: {self.log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+
 @pytest.fixture
 def api_server(platform_env: dict[str, str], worker: WorkerProcess) -> Iterator[str]:
-    """The real API (`integrationos api`, uvicorn) in a child process; yields its base URL."""
-    import httpx
-
-    port = _free_port()
-    env = {**os.environ, **platform_env, "IOS_API_PORT": str(port)}
-    log_path = Path(platform_env["IOS_DATA_DIR"]) / "api.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "integrationos.cli.main", "api"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/v1/openapi.json", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"API did not start: {log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield base
-    process.terminate()
-    process.wait(30)
+    """The real API in a child process; yields its base URL."""
+    api = ApiProcess(platform_env)
+    yield api.start()
+    api.stop()
 
 
 @pytest.fixture

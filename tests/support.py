@@ -54,7 +54,9 @@ def platform_environment(kafka_bootstrap: str, topic_prefix: str, data_dir: Path
 class WorkerProcess:
     """A real engine worker (`integrationos worker`) in a child process."""
 
-    def __init__(self, env: dict[str, str], worker_id: str = "worker-1") -> None:
+    def __init__(self, env: dict[str, str], worker_id: str = "worker-1",
+                 loglevel: str = "info") -> None:
+        self.loglevel = loglevel
         self.env = {**os.environ, **env, "IOS_WORKER_ID": worker_id}
         self.worker_id = worker_id
         self.ready_file = Path(env["IOS_DATA_DIR"]) / f"{worker_id}.ready"
@@ -66,7 +68,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "integrationos.cli.main", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", "integrationos.cli.main", "worker", "--loglevel", self.loglevel],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
@@ -350,3 +352,54 @@ def dead_letter_rows(settings: Settings) -> dict[str, Any]:
             return {row.id: row for row in conn.execute(select(dlq_entries))}
     finally:
         engine.dispose()
+
+
+def configure_kafka_to_kafka(settings: Settings, source_topic: str, target_topic: str,
+                             expression: str, exactly_once: bool = True) -> None:
+    """A Kafka source, a Kafka target (both on the platform's broker) and an integration
+    between them, appended to the config log; waits until the integration is projected."""
+    producer = LogProducer(settings.kafka_bootstrap)
+    topic = CONFIG.name(settings.topic_prefix)
+    producer.append_sync(topic, Event(t.CONNECTOR_CREATED, "acme", "con_src", {
+        "id": "con_src", "name": "source", "connectorType": "KAFKA",
+        "configJson": json.dumps({"topic": source_topic}), "credentials": None, "version": 1}))
+    producer.append_sync(topic, Event(t.CONNECTOR_CREATED, "acme", "con_out", {
+        "id": "con_out", "name": "target", "connectorType": "KAFKA",
+        "configJson": json.dumps({"topic": target_topic, "exactlyOnce": exactly_once}),
+        "credentials": None, "version": 1}))
+    producer.append_sync(topic, Event(t.INTEGRATION_CREATED, "acme", "int_k2k", {
+        "id": "int_k2k", "name": "kafka to kafka", "environment": "DEV",
+        "sourceConnectorId": "con_src", "targetConnectorId": "con_out",
+        "transformationId": None, "transformationVersion": None, "expression": expression,
+        "errorStrategy": "RETRY_3_DLQ", "version": 1}))
+    producer.close()
+    engine = open_database(settings.database_url)
+
+    def projected() -> bool:
+        with engine.connect() as conn:
+            return conn.execute(select(integrations.c.id)).first() is not None
+
+    wait_for(projected, 30, "the integration to be projected")
+    engine.dispose()
+
+
+class TopicReader:
+    """Reads a topic from its start as a downstream consumer would, in its own group, with
+    the isolation level given (``read_committed`` is what exactly-once promises to)."""
+
+    def __init__(self, bootstrap: str, topic: str, isolation: str = "read_committed") -> None:
+        self._consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "isolation.level": isolation, "auto.offset.reset": "earliest",
+            "enable.auto.commit": False, "enable.partition.eof": False,
+        })
+        self._consumer.subscribe([topic])
+        self.records: list[Message] = []
+
+    def poll(self) -> int:
+        """Take what has arrived; return how many records were read so far."""
+        self.records += [m for m in self._consumer.consume(1000, 0.5) if not m.error()]
+        return len(self.records)
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -131,6 +131,48 @@ _INTEGRATIONS = (
     Operation("getIntegrationStatus", "GET /v1/integrations/{id}/status",
               "Count an integration's messages by status", 200, "IntegrationStatus",
               description="With the run status and, while PAUSED, the pause's reason."),
+    Operation("promoteIntegration", "POST /v1/integrations/{id}/promote",
+              "Promote a version to the next stage", 200, "Promotion", "IntegrationPromote",
+              _WRITE,
+              "Copies a version of the lineage's from-stage integration (id may name any "
+              "stage of it) into its to-stage integration, created on the first promotion "
+              "(201), with each connector replaced by its binding. DEV -> QA -> PROD, never "
+              "skipping a stage; a QA version must have come from DEV. A promotion to PROD "
+              "runs the saved test cases first: 409 PROMOTION_GATE_FAILED lists every case's "
+              "result. Recorded as an integration.promoted event (who, when, bindings, gate)."),
+    Operation("rollbackIntegration", "POST /v1/integrations/{id}/rollback",
+              "Roll a PROD integration back to its previous version", 200, "Integration",
+              "IntegrationRollback", (400, 409, 413, 422, 503),
+              "A new version whose definition is the version live before the current one "
+              "(repeated rollbacks walk further back). The body is optional: {reason}. 409 "
+              "ROLLBACK_NOT_AVAILABLE outside PROD, with no earlier version, or when its "
+              "connectors were deleted."),
+    Operation("listIntegrationConnectorBindings", "GET /v1/integrations/{id}/connector-bindings",
+              "List the connector bindings of an integration's lineage", 200,
+              "ConnectorBindingList",
+              description="Remembered from the promotions: which QA connector replaces each "
+                          "DEV connector, and which PROD connector each QA connector."),
+    Operation("listIntegrationVersions", "GET /v1/integrations/{id}/versions",
+              "List every version of an integration", 200, "IntegrationVersionList",
+              errors=(400,), query=_PAGED,
+              description="Oldest first; each change makes a new immutable version."),
+    Operation("getIntegrationVersion", "GET /v1/integrations/{id}/versions/{version}",
+              "Get one version of an integration", 200, "IntegrationVersion"),
+    Operation("getIntegrationHistory", "GET /v1/integrations/{id}/history",
+              "The integration's audit log", 200, "IntegrationHistory", errors=(400,),
+              query=_PAGED,
+              description="From the events, oldest first: created, updated, paused, resumed, "
+              "promoted (from and to), rolled back, deleted; who, when and the version. "
+              "Readable after the integration is deleted."),
+    Operation("createIntegrationTestCase", "POST /v1/integrations/{id}/test-cases",
+              "Save a sandbox test case (the PROD promotion gate)", 201, "TestCase",
+              "TestCaseCreate", _WRITE,
+              "Shared by every stage of the integration; at most 100. While any exist, a "
+              "promotion to PROD must pass all of them."),
+    Operation("listIntegrationTestCases", "GET /v1/integrations/{id}/test-cases",
+              "List the saved test cases", 200, "TestCaseList"),
+    Operation("deleteIntegrationTestCase", "DELETE /v1/integrations/{id}/test-cases/{caseId}",
+              "Delete a test case", 204, errors=(503,)),
     Operation("createFlow", "POST /v1/flows", "Create a flow (short form)", 201,
               "Integration", "FlowCreate", _WRITE,
               "source and target take a connector id, a name, or a type such as sftp when "
@@ -293,7 +335,8 @@ _ERRORS = {
     403: "The credential's roles or environments do not allow this (FORBIDDEN); details "
          "name the requiredRole or environment",
     404: "No such resource for this tenant (NOT_FOUND)",
-    409: "Conflicts with the current state (CONFLICT, *_IN_USE, INTEGRATION_PAUSED, ...)",
+    409: "Conflicts with the current state (CONFLICT, *_IN_USE, INTEGRATION_PAUSED, "
+         "PROMOTION_GATE_FAILED, ROLLBACK_NOT_AVAILABLE, ...)",
     413: "Body larger than the payload limit (PAYLOAD_TOO_LARGE)",
     415: "Content-Type not accepted here (UNSUPPORTED_MEDIA_TYPE)",
     422: "Invalid body (VALIDATION_FAILED, INVALID_EXPRESSION): details lists every fault",

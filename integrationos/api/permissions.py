@@ -109,6 +109,12 @@ async def _body_env(request: Request) -> str | None:
     return _known(body.get("environment", "DEV")) if isinstance(body, dict) else None
 
 
+async def _body_to_env(request: Request) -> str | None:
+    """The stage a promotion writes to (``to``); the handler refuses a missing one."""
+    body = await _json_body(request)
+    return _known(body.get("to")) if isinstance(body, dict) else None
+
+
 async def _body_integration_env(request: Request) -> str | None:
     body = await _json_body(request)
     return await _integration_env(
@@ -152,6 +158,17 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/integrations/{id}/status"): Rule(VIEWER, _ON_INTEGRATION),
     ("POST", "/v1/integrations/{id}/messages"): Rule(OPERATOR, _ON_INTEGRATION),
     ("POST", "/v1/integrations/{id}/replay"): Rule(OPERATOR, _ON_INTEGRATION),
+    # promotion writes the next stage: a developer promotes DEV -> QA, QA -> PROD is admin's
+    ("POST", "/v1/integrations/{id}/promote"): Rule(DEVELOPER, _body_to_env),
+    # only PROD integrations roll back, so in effect admin's
+    ("POST", "/v1/integrations/{id}/rollback"): Rule(DEVELOPER, _ON_INTEGRATION),
+    ("GET", "/v1/integrations/{id}/connector-bindings"): Rule(VIEWER, _ON_INTEGRATION),
+    ("GET", "/v1/integrations/{id}/versions"): Rule(VIEWER, _ON_INTEGRATION),
+    ("GET", "/v1/integrations/{id}/versions/{version}"): Rule(VIEWER, _ON_INTEGRATION),
+    ("GET", "/v1/integrations/{id}/history"): Rule(VIEWER, _ON_INTEGRATION),
+    ("GET", "/v1/integrations/{id}/test-cases"): Rule(VIEWER, _ON_INTEGRATION),
+    ("POST", "/v1/integrations/{id}/test-cases"): Rule(DEVELOPER, _ON_INTEGRATION),
+    ("DELETE", "/v1/integrations/{id}/test-cases/{caseId}"): Rule(DEVELOPER, _ON_INTEGRATION),
     ("POST", "/v1/flows"): Rule(DEVELOPER, _body_env),
     # runs an integration's transformation with its environment's variables and lookups
     ("POST", "/v1/sandbox/execute"): Rule(DEVELOPER, _body_integration_env),

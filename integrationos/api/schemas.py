@@ -308,6 +308,43 @@ API_KEY_CREATE = _object(
     },
     required=("name", "roles"),
 )
+INTEGRATION_PROMOTE = _object(
+    {
+        "from": {"type": "string", "enum": ENVIRONMENTS[:2],
+                 "description": "The stage whose version is promoted: DEV or QA."},
+        "to": {"type": "string", "enum": ENVIRONMENTS[1:],
+               "description": "The next stage: QA after DEV, PROD after QA (never skipped)."},
+        "version": TRANSFORMATION_VERSION | {"description": "The version of the from-stage "
+                                             "integration to promote (default: its current "
+                                             "one)."},
+        "connectorBindings": {
+            "type": "object", "maxProperties": 20,
+            "propertyNames": {"minLength": 1, "maxLength": 64},
+            "additionalProperties": CONNECTOR_REF,
+            "description": "From-stage connector id -> the to-stage connector (id or name) "
+            "that replaces it. Remembered for the next promotion to the same stage; every "
+            "connector the version uses needs one, given here or remembered.",
+        },
+    },
+    required=("from", "to"),
+)
+INTEGRATION_ROLLBACK = _object(
+    {"reason": {"type": "string", "minLength": 1, "maxLength": 2000,
+                "pattern": "^[^\\u0000]*$", "description": "Kept in the history."}},
+)
+TEST_CASE_CREATE = _object(
+    {
+        "name": NAME | {"description": "Unique among the integration's test cases."},
+        "payload": {"description": "The input, any JSON value (a string of XML for an XSD "
+                    "source schema)."},
+        "expected": {"description": "The output the flow must produce."},
+        "match": {"type": "string", "enum": ["SUBSET", "EXACT"], "default": "SUBSET",
+                  "description": "SUBSET: every field of expected is in the output with a "
+                  "matching value (extra fields allowed; arrays match item by item); EXACT: "
+                  "equal JSON."},
+    },
+    required=("name", "payload", "expected"),
+)
 
 REQUEST_SCHEMAS: dict[str, Schema] = {
     "ConnectorCreate": CONNECTOR_CREATE,
@@ -333,6 +370,9 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
     "DlqReplay": DLQ_REPLAY,
     "StreamReplay": STREAM_REPLAY,
     "ApiKeyCreate": API_KEY_CREATE,
+    "IntegrationPromote": INTEGRATION_PROMOTE,
+    "IntegrationRollback": INTEGRATION_ROLLBACK,
+    "TestCaseCreate": TEST_CASE_CREATE,
 }
 
 # Responses: documented as closed objects so the tests catch an undocumented field.
@@ -413,6 +453,74 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         **_AUDIT,
     }),
     "IntegrationList": _list_of("Integration"),
+    "IntegrationVersion": _closed({
+        "integrationId": _STR, "version": _INT, "name": _STR,
+        "environment": {"type": "string", "enum": ENVIRONMENTS},
+        "sourceConnectorId": _OPT_STR, "targetConnectorId": _OPT_STR,
+        "transformationId": _OPT_STR, "transformationVersion": {"type": ["integer", "null"]},
+        "expression": _OPT_STR, "errorStrategy": _STR,
+        "backoff": {"type": ["object", "null"]},
+        "origin": {"type": "string", "enum": ["CREATED", "UPDATED", "PROMOTED",
+                                              "ROLLED_BACK"]},
+        "promotedFrom": {"anyOf": [_closed({"integrationId": _STR, "version": _INT}),
+                                   {"type": "null"}],
+                         "description": "The version of the stage before this was copied "
+                         "from."},
+        "restoredVersion": {"type": ["integer", "null"],
+                            "description": "ROLLED_BACK: the version whose definition this is."},
+        "createdBy": _OPT_STR, "createdAt": _TIME,
+    }),
+    "IntegrationVersionList": _list_of("IntegrationVersion"),
+    "Promotion": _closed({
+        "fromEnvironment": {"type": "string", "enum": ENVIRONMENTS},
+        "toEnvironment": {"type": "string", "enum": ENVIRONMENTS},
+        "source": _closed({"integrationId": _STR, "version": _INT}),
+        "target": _closed({"integrationId": _STR, "version": _INT}),
+        "created": {"type": "boolean",
+                    "description": "This promotion created the target stage's integration."},
+        "connectorBindings": {"type": "array", "items": _closed({
+            "role": {"type": "string", "enum": ["source", "target"]},
+            "fromConnectorId": _STR, "toConnectorId": _STR})},
+        "gate": {"anyOf": [_closed({
+            "status": {"type": "string", "enum": ["PASSED"]},
+            "cases": {"type": "array", "items": _closed({
+                "testCaseId": _STR, "name": _STR,
+                "status": {"type": "string", "enum": ["PASSED"]},
+                "durationMs": {"type": "number"}})},
+        }), {"type": "null"}], "description": "null: no gate (not PROD, or no test cases)."},
+        "promotedBy": _STR, "promotedAt": _TIME,
+    }),
+    "ConnectorBindingList": _closed({
+        "lineageId": _STR,
+        "data": {"type": "array", "items": _closed({
+            "environment": {"type": "string", "enum": ENVIRONMENTS},
+            "fromConnectorId": _STR, "toConnectorId": _STR, "updatedAt": _TIME})},
+    }),
+    "TestCase": _closed({
+        "id": _STR, "name": _STR, "payload": {}, "expected": {},
+        "match": {"type": "string", "enum": ["SUBSET", "EXACT"]},
+        "createdBy": _OPT_STR, "createdAt": _TIME,
+    }),
+    "TestCaseList": _closed({
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/TestCase"}},
+    }),
+    "IntegrationHistory": _list_of("IntegrationHistoryEntry"),
+    "IntegrationHistoryEntry": _closed({
+        "eventId": _STR,
+        "type": {"type": "string", "enum": [
+            "integration.created", "integration.updated", "integration.deleted",
+            "integration.paused", "integration.resumed", "integration.promoted",
+            "integration.rolled_back"]},
+        "occurredAt": _TIME,
+        "by": _OPT_STR | {"description": "Who: the credential or API key prefix (null where "
+                          "the event does not record it: FAIL_FAST pauses, older events)."},
+        "version": {"type": ["integer", "null"],
+                    "description": "The integration's version the event made or promoted."},
+        "details": {"type": "object", "description": "By type: created/updated {name, "
+                    "environment}; paused {reason, messageId, code, message}; promoted "
+                    "{fromEnvironment, toEnvironment, source, target, connectorBindings, "
+                    "gate}; rolled_back {fromVersion, restoredVersion, reason}."},
+    }),
     "IntegrationStatus": _closed({
         "integrationId": _STR, "received": _INT, "transformed": _INT, "delivered": _INT,
         "failed": _INT, "deadLettered": _INT, "discarded": _INT,

@@ -84,6 +84,20 @@ def _definition(conn: Connection, tenant: str, transformation: Row) -> FlowDefin
                           _skipped(source_note), _skipped(target_note))
 
 
+def flow_definition(conn: Connection, tenant: str, transformation_id: str | None,
+                    transformation_version: int | None, expression: str | None
+                    ) -> FlowDefinition:
+    """The flow an integration definition runs: its pinned transformation version, or its
+    inline expression. Also what the promotion gate runs on a version not yet live."""
+    if not transformation_id:
+        return FlowDefinition(expression)
+    trf = _pinned_transformation(conn, tenant, transformation_id, transformation_version)
+    if trf is None:
+        return FlowDefinition(None, missing=f"transformation "
+                              f"{transformation_id}@{transformation_version}")
+    return _definition(conn, tenant, trf)
+
+
 def _skipped(note: str | None) -> str | None:
     return None if note is None else f"{note}: not validated"
 
@@ -151,13 +165,8 @@ class FlowCatalog:
             ).first()
             if row is None:
                 return None
-            flow = FlowDefinition(row.expression)
-            if row.transformation_id:
-                trf = _pinned_transformation(conn, tenant, row.transformation_id,
-                                             row.transformation_version)
-                flow = (_definition(conn, tenant, trf) if trf is not None
-                        else FlowDefinition(None, missing=f"transformation "
-                                            f"{row.transformation_id}@{row.transformation_version}"))
+            flow = flow_definition(conn, tenant, row.transformation_id,
+                                   row.transformation_version, row.expression)
             target = None
             if row.target_connector_id:
                 con = conn.execute(

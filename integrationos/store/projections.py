@@ -13,11 +13,18 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, select, update
 
+from integrationos.store.integration_audit import (
+    link_lineage,
+    record_history,
+    record_version,
+    remember_bindings,
+)
 from integrationos.store.tables import (
     api_keys,
     connectors,
     dlq_entries,
     environment_variables,
+    integration_test_cases,
     integrations,
     lookup_rows,
     lookups,
@@ -157,6 +164,17 @@ def _transformation_deleted(conn: Connection, event: Event) -> None:
 @handles(t.INTEGRATION_CREATED, t.INTEGRATION_UPDATED)
 def _integration_state(conn: Connection, event: Event) -> None:
     d = event.data
+    _write_integration(conn, event, d, activate=event.type == t.INTEGRATION_CREATED)
+    origin = "CREATED" if event.type == t.INTEGRATION_CREATED else "UPDATED"
+    record_version(conn, event, d, origin, d.get("changedBy"))
+    record_history(conn, event, d["id"], d["version"], d.get("changedBy"),
+                   {"name": d["name"], "environment": d["environment"]})
+
+
+def _write_integration(conn: Connection, event: Event, d: dict[str, Any],
+                       activate: bool) -> None:
+    """The integration row as ``d`` (a full state) describes it; ``activate``: a new
+    integration starts ACTIVE, a changed one keeps its run status."""
     row = {
         "id": d["id"], "tenant_id": event.tenant, "name": d["name"],
         "environment": d["environment"], "source_connector_id": d["sourceConnectorId"],
@@ -167,9 +185,68 @@ def _integration_state(conn: Connection, event: Event) -> None:
         "version": d["version"], "deleted": False,
         "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
     }
-    if event.type == t.INTEGRATION_CREATED:
+    if activate:
         row["status"] = "ACTIVE"
     _upsert(conn, integrations, "id", row)
+
+
+@handles(t.INTEGRATION_PROMOTED)
+def _integration_promoted(conn: Connection, event: Event) -> None:
+    """Creates or updates the target stage's integration (v2 carries its state) and
+    records the promotion in the history of both integrations."""
+    d = event.data
+    state, lineage = d.get("state"), d.get("lineageId") or d["id"]
+    if state is not None:
+        exists = conn.execute(select(integrations.c.id).where(
+            integrations.c.id == state["id"], integrations.c.deleted.is_(False))).first()
+        _write_integration(conn, event, state, activate=exists is None)
+        record_version(conn, event, state, "PROMOTED", d["promotedBy"],
+                       promoted_from=(d["id"], d.get("sourceVersion", 0)))
+        link_lineage(conn, event, state["id"], lineage)
+        remember_bindings(conn, event, lineage, d["toEnvironment"],
+                          d.get("connectorBindings") or [])
+    details = {
+        "fromEnvironment": d["fromEnvironment"], "toEnvironment": d["toEnvironment"],
+        "source": {"integrationId": d["id"], "version": d.get("sourceVersion") or None},
+        "target": {"integrationId": d["promotedId"], "version": d.get("targetVersion") or None},
+        "connectorBindings": d.get("connectorBindings") or [], "gate": d.get("gate"),
+    }
+    record_history(conn, event, d["id"], d.get("sourceVersion") or None, d["promotedBy"],
+                   details)
+    record_history(conn, event, d["promotedId"], d.get("targetVersion") or None,
+                   d["promotedBy"], details)
+
+
+@handles(t.INTEGRATION_ROLLED_BACK)
+def _integration_rolled_back(conn: Connection, event: Event) -> None:
+    """A new version whose definition is an earlier one's; the run status is kept."""
+    d = event.data
+    _write_integration(conn, event, d["state"], activate=False)
+    record_version(conn, event, d["state"], "ROLLED_BACK", d["rolledBackBy"],
+                   restored_version=d["restoredVersion"])
+    record_history(conn, event, d["id"], d["state"]["version"], d["rolledBackBy"], {
+        "fromVersion": d["fromVersion"], "restoredVersion": d["restoredVersion"],
+        "reason": d["reason"]})
+
+
+@handles(t.INTEGRATION_TEST_CASE_SAVED)
+def _test_case_saved(conn: Connection, event: Event) -> None:
+    d = event.data
+    _upsert(conn, integration_test_cases, "id", {
+        "id": d["testCaseId"], "tenant_id": event.tenant, "lineage_id": d["id"],
+        "name": d["name"], "payload_json": d["payloadJson"],
+        "expected_json": d["expectedJson"], "match": d["match"], "created_by": d["savedBy"],
+        "deleted": False, "created_at": event.occurred_at_ms,
+        "updated_at": event.occurred_at_ms,
+    })
+
+
+@handles(t.INTEGRATION_TEST_CASE_DELETED)
+def _test_case_deleted(conn: Connection, event: Event) -> None:
+    conn.execute(update(integration_test_cases).where(
+        integration_test_cases.c.id == event.data["testCaseId"],
+        integration_test_cases.c.tenant_id == event.tenant,
+    ).values(deleted=True, updated_at=event.occurred_at_ms))
 
 
 def _backoff_columns(backoff: dict[str, Any] | None) -> dict[str, Any]:
@@ -183,6 +260,7 @@ def _backoff_columns(backoff: dict[str, Any] | None) -> dict[str, Any]:
 @handles(t.INTEGRATION_DELETED)
 def _integration_deleted(conn: Connection, event: Event) -> None:
     _soft_delete(conn, integrations, event)
+    record_history(conn, event, event.data["id"], None, None, {})
 
 
 def _integration_row(event: Event) -> Any:
@@ -201,6 +279,9 @@ def _integration_paused(conn: Connection, event: Event) -> None:
                 paused_code=d["code"], paused_message=d["message"],
                 paused_at=event.occurred_at_ms, updated_at=event.occurred_at_ms)
     )
+    record_history(conn, event, d["id"], None, None, {
+        "reason": d["reason"], "messageId": d["messageId"], "code": d["code"],
+        "message": d["message"]})
 
 
 @handles(t.INTEGRATION_RESUMED)
@@ -210,6 +291,7 @@ def _integration_resumed(conn: Connection, event: Event) -> None:
         .values(status="ACTIVE", paused_reason=None, paused_message_id=None, paused_code=None,
                 paused_message=None, paused_at=None, updated_at=event.occurred_at_ms)
     )
+    record_history(conn, event, event.data["id"], None, None, {})
 
 
 @handles(t.SCHEMA_VERSION_ADDED)

@@ -131,6 +131,80 @@ integrations = Table(
     *_audit(),
 )
 
+integration_versions = Table(
+    "integration_versions",
+    metadata,
+    # Every version of every integration, immutable: what promotion copies and rollback
+    # restores. ``definition_json`` is the state as its event carried it.
+    Column("integration_id", String(40), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("environment", String(10), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("definition_json", Text, nullable=False),
+    Column("origin", String(20), nullable=False),  # CREATED UPDATED PROMOTED ROLLED_BACK
+    Column("promoted_from_id", String(40), nullable=True),
+    Column("promoted_from_version", Integer, nullable=True),
+    Column("restored_version", Integer, nullable=True),
+    Column("created_by", String(200), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+integration_lineages = Table(
+    "integration_lineages",
+    metadata,
+    # The integration a promoted one descends from, through every stage (the DEV
+    # integration's id). Integrations absent here are their own lineage.
+    Column("integration_id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("lineage_id", String(40), nullable=False, index=True),
+)
+
+integration_history = Table(
+    "integration_history",
+    metadata,
+    # The audit log of an integration, in log order (``seq``).
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), nullable=False),
+    Column("integration_id", String(40), nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("event_type", String(60), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("actor", String(200), nullable=True),
+    Column("details_json", Text, nullable=False),
+    Column("occurred_at", BigInteger, nullable=False),
+    Index("ix_integration_history", "integration_id", "seq"),
+    Index("ux_integration_history_event", "event_id", "integration_id", unique=True),
+)
+
+integration_test_cases = Table(
+    "integration_test_cases",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("lineage_id", String(40), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("payload_json", Text, nullable=False),
+    Column("expected_json", Text, nullable=False),
+    Column("match", String(10), nullable=False),
+    Column("created_by", String(200), nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    *_audit(),
+)
+
+connector_bindings = Table(
+    "connector_bindings",
+    metadata,
+    # Which connector of ``environment`` replaces a connector of the stage before, for one
+    # lineage: remembered from the last promotion, so the next one needs no new mapping.
+    Column("tenant_id", String(64), primary_key=True),
+    Column("lineage_id", String(40), primary_key=True),
+    Column("environment", String(10), primary_key=True),
+    Column("from_connector_id", String(40), primary_key=True),
+    Column("to_connector_id", String(40), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
 messages = Table(
     "messages",
     metadata,
@@ -282,5 +356,6 @@ projection_offsets = Table(
 PROJECTED_TABLES = (
     tenants, api_keys, connectors, transformations, transformation_versions, integrations,
     messages, message_events, dlq_entries, schemas, schema_versions, lookups, lookup_rows,
-    environment_variables, source_checkpoints, replays,
+    environment_variables, source_checkpoints, replays, integration_versions,
+    integration_lineages, integration_history, integration_test_cases, connector_bindings,
 )

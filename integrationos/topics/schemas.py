@@ -137,6 +137,63 @@ _INTEGRATION_PAUSED_V2 = _record(
      _opt("messageId"), _opt("code"), _opt("message")],
 )
 
+_CONNECTOR_BINDING = {
+    "type": "record",
+    "name": "ConnectorBinding",
+    "doc": "A connector of the source environment replaced by one of the target environment.",
+    "fields": [
+        {"name": "role", "type": "string"},
+        {"name": "fromConnectorId", "type": "string"},
+        {"name": "toConnectorId", "type": "string"},
+    ],
+}
+
+_GATE_CASE = {
+    "type": "record",
+    "name": "GateCase",
+    "fields": [
+        {"name": "testCaseId", "type": "string"},
+        {"name": "name", "type": "string"},
+        {"name": "status", "type": "string"},
+        {"name": "durationMs", "type": "double"},
+    ],
+}
+
+_PROMOTION_GATE = {
+    "type": "record",
+    "name": "PromotionGate",
+    "doc": "The saved test cases run on the promoted version (promotions to PROD).",
+    "fields": [
+        {"name": "status", "type": "string"},
+        {"name": "cases", "type": {"type": "array", "items": _GATE_CASE}},
+    ],
+}
+
+_INTEGRATION_PROMOTED_V1 = _record(
+    "IntegrationPromoted",
+    [_f("id", "string"), _f("fromEnvironment", "string"), _f("toEnvironment", "string"),
+     _f("promotedId", "string"), _opt("promotedBy")],
+)
+
+# v2: the promoted integration's full new state travels in the event (one event creates or
+# updates the target), with the versions, the lineage, the bindings and the gate's result.
+_INTEGRATION_PROMOTED_V2 = _record(
+    "IntegrationPromoted",
+    [*_INTEGRATION_PROMOTED_V1["fields"],
+     _f("sourceVersion", "int", 0),
+     _f("targetVersion", "int", 0),
+     _opt("lineageId"),
+     _f("connectorBindings", {"type": "array", "items": _CONNECTOR_BINDING}, []),
+     _f("gate", ["null", _PROMOTION_GATE], None),
+     _f("state", ["null", _INTEGRATION_STATE_V3], None)],
+)
+
+_INTEGRATION_ROLLED_BACK = _record(
+    "IntegrationRolledBack",
+    [_f("id", "string"), _f("fromVersion", "int"), _f("restoredVersion", "int"),
+     _opt("reason"), _opt("rolledBackBy"), _f("state", _INTEGRATION_STATE_V3)],
+)
+
 _LOOKUP_STATE = _record(
     "LookupState",
     [_f("id", "string"), _f("name", "string"), _f("lookupType", "string"),
@@ -190,10 +247,18 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
     (t.INTEGRATION_PAUSED, 1): _id_only("IntegrationPaused"),
     (t.INTEGRATION_PAUSED, 2): _INTEGRATION_PAUSED_V2,
     (t.INTEGRATION_RESUMED, 1): _id_only("IntegrationResumed"),
-    (t.INTEGRATION_PROMOTED, 1): _record(
-        "IntegrationPromoted",
-        [_f("id", "string"), _f("fromEnvironment", "string"), _f("toEnvironment", "string"),
-         _f("promotedId", "string"), _opt("promotedBy")],
+    (t.INTEGRATION_PROMOTED, 1): _INTEGRATION_PROMOTED_V1,
+    (t.INTEGRATION_PROMOTED, 2): _INTEGRATION_PROMOTED_V2,
+    (t.INTEGRATION_ROLLED_BACK, 1): _INTEGRATION_ROLLED_BACK,
+    (t.INTEGRATION_TEST_CASE_SAVED, 1): _record(
+        "IntegrationTestCaseSaved",
+        [_f("id", "string"), _f("testCaseId", "string"), _f("name", "string"),
+         _f("payloadJson", "string"), _f("expectedJson", "string"), _f("match", "string"),
+         _opt("savedBy")],
+    ),
+    (t.INTEGRATION_TEST_CASE_DELETED, 1): _record(
+        "IntegrationTestCaseDeleted", [_f("id", "string"), _f("testCaseId", "string"),
+                                       _opt("deletedBy")],
     ),
     (t.MESSAGE_RECEIVED, 1): _record(
         "MessageReceived",

@@ -32,14 +32,16 @@ BODIES = {
     ("POST", "/v1/schemas/{id}/validate"): {"document": {}},
     ("PATCH", "/v1/lookups/{id}"): {"name": "x"},
     ("PUT", "/v1/lookups/{id}/rows"): {"k": "v"},
+    ("POST", "/v1/integrations/{id}/promote"): {"from": "DEV", "to": "QA"},
+    ("POST", "/v1/integrations/{id}/test-cases"): {"name": "x", "payload": {}, "expected": {}},
 }
 NOT_TENANT_DATA = {"/v1/connector-types/{type}"}  # the registry is the platform's
 
 
 def _globex_path(path: str) -> str:
     prefix = next(p for p in sorted(GLOBEX_IDS, key=len, reverse=True) if path.startswith(p))
-    return re.sub(r"{(\w+)}", lambda m: {"id": GLOBEX_IDS[prefix], "version": "1"}[m.group(1)],
-                  path)
+    values = {"id": GLOBEX_IDS[prefix], "version": "1", "caseId": "tc_globex"}
+    return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
 @pytest.fixture
@@ -62,6 +64,10 @@ def globex(client, seed):
         Event(t.ENVIRONMENT_VARIABLE_SET, "globex", "env:PROD", {
             "environment": "PROD", "name": "GLOBEX_VAR", "value": MARK}),
     )
+    seed.apply(Event(t.INTEGRATION_TEST_CASE_SAVED, "globex", "int_globex", {
+        "id": "int_globex", "testCaseId": "tc_globex", "name": f"{MARK}-case",
+        "payloadJson": "{}", "expectedJson": json.dumps({"m": MARK}), "match": "SUBSET",
+        "savedBy": None}))
     common = {"messageId": "msg_globex", "integrationId": "int_globex"}
     seed.message_events(
         Event(t.MESSAGE_RECEIVED, "globex", "msg_globex", common | {
@@ -82,6 +88,7 @@ def globex(client, seed):
 def test_globex_sees_its_own_data(client, globex):
     """The fixture really gives globex data to find, so the absences below mean something."""
     for path in ("/v1/connectors/con_globex", "/v1/integrations/int_globex",
+                 "/v1/integrations/int_globex/test-cases",
                  "/v1/messages/msg_globex", "/v1/dlq/msg_globex", "/v1/lookups/lkp_globex",
                  "/v1/schemas/sch_globex", "/v1/transformations/trf_globex",
                  "/v1/environments/PROD/variables"):

@@ -80,10 +80,18 @@ def test_a_developer_changes_dev_and_qa_but_not_prod(client, environments):
         ("POST", "/v1/integrations", {"name": "n", "environment": "PROD"}),
         ("POST", "/v1/flows", {"source": "a", "target": "b", "environment": "PROD"}),
         ("POST", "/v1/sandbox/execute", {"integrationId": "int_prod", "payload": {}}),
+        ("POST", "/v1/integrations/int_dev/promote", {"from": "QA", "to": "PROD"}),
+        ("POST", "/v1/integrations/int_prod/rollback", {}),
+        ("POST", "/v1/integrations/int_prod/test-cases",
+         {"name": "t", "payload": {}, "expected": {}}),
     ]:
         error = assert_error(client.request(method, path, headers=dev, json=body),
                              403, "FORBIDDEN")
         assert error["details"] == [{"requiredRole": "admin", "environment": "PROD"}], path
+    # promoting DEV -> QA is a developer's: the request reaches the promotion's own checks
+    promoted = client.post("/v1/integrations/int_dev/promote", headers=dev,
+                           json={"from": "DEV", "to": "QA"})
+    assert promoted.status_code not in (401, 403), promoted.text
     # reading PROD is a viewer's right, which a developer has
     assert client.get("/v1/integrations/int_prod", headers=dev).status_code == 200
     assert client.get("/v1/environments/PROD/variables", headers=dev).status_code == 200

@@ -42,8 +42,29 @@ SAMPLES = {
     t.INTEGRATION_PAUSED: {"id": "i", "reason": "FAIL_FAST", "messageId": "m",
                            "code": "HTTP_400", "message": "HTTP 400"},
     t.INTEGRATION_RESUMED: {"id": "i"},
-    t.INTEGRATION_PROMOTED: {"id": "i", "fromEnvironment": "DEV", "toEnvironment": "QA",
-                             "promotedId": "i2", "promotedBy": None},
+    t.INTEGRATION_PROMOTED: {
+        "id": "i", "fromEnvironment": "QA", "toEnvironment": "PROD", "promotedId": "i2",
+        "promotedBy": "apikey:ip_live_abcd", "sourceVersion": 3, "targetVersion": 1,
+        "lineageId": "i0",
+        "connectorBindings": [{"role": "target", "fromConnectorId": "c", "toConnectorId": "c2"}],
+        "gate": {"status": "PASSED", "cases": [{"testCaseId": "tc_1", "name": "ok",
+                                                "status": "PASSED", "durationMs": 0.4}]},
+        "state": {"id": "i2", "name": "n", "environment": "PROD", "sourceConnectorId": None,
+                  "targetConnectorId": "c2", "transformationId": "t",
+                  "transformationVersion": 2, "expression": None, "errorStrategy": "DLQ",
+                  "backoff": None, "version": 1}},
+    t.INTEGRATION_ROLLED_BACK: {
+        "id": "i2", "fromVersion": 3, "restoredVersion": 1, "reason": "bad mapping",
+        "rolledBackBy": "api",
+        "state": {"id": "i2", "name": "n", "environment": "PROD", "sourceConnectorId": None,
+                  "targetConnectorId": "c2", "transformationId": None,
+                  "transformationVersion": None, "expression": "$", "errorStrategy": "DLQ",
+                  "backoff": {"initialDelayMs": 1000, "maxDelayMs": 300000,
+                              "multiplier": 2.0}, "version": 4}},
+    t.INTEGRATION_TEST_CASE_SAVED: {"id": "i0", "testCaseId": "tc_1", "name": "ok",
+                                    "payloadJson": '{"a": 1}', "expectedJson": '{"b": 1}',
+                                    "match": "SUBSET", "savedBy": None},
+    t.INTEGRATION_TEST_CASE_DELETED: {"id": "i0", "testCaseId": "tc_1", "deletedBy": "api"},
     t.SCHEMA_VERSION_ADDED: {"id": "s", "name": "orders", "format": "XSD", "version": 1,
                              "definition": "<xs:schema/>", "compatibility": "BACKWARD",
                              "examplesJson": '["<order/>"]'},
@@ -135,6 +156,16 @@ def test_v1_api_keys_already_in_logs_read_as_live_admin_keys_of_every_environmen
     assert upgraded.schema_version == 2
     assert upgraded.data["roles"] == ["admin"] and upgraded.data["live"] is True
     assert upgraded.data["environments"] == ["DEV", "QA", "PROD"]
+
+
+def test_v1_promotions_already_in_logs_read_as_v2_without_a_state():
+    old = Event(t.INTEGRATION_PROMOTED, "acme", "i2", {
+        "id": "i", "fromEnvironment": "DEV", "toEnvironment": "QA", "promotedId": "i2",
+        "promotedBy": None}, schema_version=1)
+    upgraded = codec.decode(codec.encode(old))
+    assert upgraded.schema_version == 2
+    assert upgraded.data["state"] is None and upgraded.data["gate"] is None
+    assert upgraded.data["connectorBindings"] == [] and upgraded.data["sourceVersion"] == 0
 
 
 def test_v1_pauses_already_in_logs_read_as_a_users_pause():

@@ -9,17 +9,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from integrationos.api.context import platform, tenant
+from integrationos.api.context import Platform, platform, tenant
 from integrationos.api.errors import not_found
 from integrationos.api.routing import resource
 from integrationos.api.schemas import SANDBOX_EXECUTE
 from integrationos.api.validation import parse_body
 from integrationos.engine.catalog import FlowCatalog
-from integrationos.engine.flow import FlowResult, run_flow
+from integrationos.engine.flow import FlowDefinition, FlowResult, run_flow
 from integrationos.engine.functions import EvaluationContext
 
 
-def _result(result: FlowResult) -> dict[str, Any]:
+def sandbox_result(result: FlowResult) -> dict[str, Any]:
     return {
         "status": result.status,
         "durationMs": result.duration_ms,
@@ -33,6 +33,22 @@ def _result(result: FlowResult) -> dict[str, Any]:
     }
 
 
+async def run_payload(p: Platform, tenant_id: str, flow: FlowDefinition, environment: str,
+                      payload: Any) -> FlowResult:
+    """Run ``flow`` on ``payload`` with ``environment``'s variables and the tenant's lookups,
+    as the pipeline would; never delivers. Shared by the sandbox and the promotion gate."""
+    context = EvaluationContext(
+        tenant=tenant_id, environment=environment,
+        variables=await run_in_threadpool(p.lookups.variables, tenant_id, environment),
+        lookup=p.lookups.resolver(tenant_id),
+    )
+    raw = None
+    if flow.source is not None and flow.source.format == "XSD" and isinstance(payload, str):
+        payload, raw = None, payload.encode()  # an XML document, as the XSD expects
+    return await run_in_threadpool(run_flow, flow, payload, context, raw=raw,
+                                   content_type="application/xml" if raw else None)
+
+
 async def execute(request: Request) -> Response:
     p, tenant_id = platform(request), tenant(request)
     body = await parse_body(request, SANDBOX_EXECUTE)
@@ -42,18 +58,8 @@ async def execute(request: Request) -> Response:
                                    body["integrationId"])
     if view is None:
         raise not_found("integration", body["integrationId"])
-    context = EvaluationContext(
-        tenant=tenant_id, environment=view.environment,
-        variables=await run_in_threadpool(p.lookups.variables, tenant_id, view.environment),
-        lookup=p.lookups.resolver(tenant_id),
-    )
-    payload, raw = body["payload"], None
-    source = view.flow.source
-    if source is not None and source.format == "XSD" and isinstance(payload, str):
-        payload, raw = None, payload.encode()  # an XML document, as the XSD expects
-    result = await run_in_threadpool(run_flow, view.flow, payload, context, raw=raw,
-                                     content_type="application/xml" if raw else None)
-    return JSONResponse(_result(result))
+    result = await run_payload(p, tenant_id, view.flow, view.environment, body["payload"])
+    return JSONResponse(sandbox_result(result))
 
 
 routes = [resource("/v1/sandbox/execute", POST=execute)]
