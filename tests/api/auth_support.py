@@ -14,16 +14,15 @@ ROLE_KEYS = {role: f"ip_test_{role}-key-0123456789" for role in
              ("admin", "developer", "operator", "viewer")}
 
 
-def headers(role: str, tenant: str = "acme") -> dict[str, str]:
-    return {"X-API-Key": ROLE_KEYS[role] + ("" if tenant == "acme" else tenant),
-            "X-Tenant-Id": tenant}
+def headers(role: str) -> dict[str, str]:
+    """acme's headers with its key of ``role`` (see ``seed_role_keys``)."""
+    return {"X-API-Key": ROLE_KEYS[role], "X-Tenant-Id": "acme"}
 
 
-def seed_role_keys(seed: Seeder, tenant: str = "acme") -> None:
-    """One key per role for ``tenant`` (ids ``key_<role>``), every environment."""
+def seed_role_keys(seed: Seeder) -> None:
+    """One acme key per role (ids ``key_<role>``), every environment."""
     for role, key in ROLE_KEYS.items():
-        suffix = "" if tenant == "acme" else tenant
-        seed.key(tenant, f"key_{role}{suffix}", key + suffix, [role])
+        seed.key("acme", f"key_{role}", key, [role])
 
 
 def protected_operations() -> set[tuple[str, str]]:
@@ -34,11 +33,10 @@ def protected_operations() -> set[tuple[str, str]]:
             and not route.path.startswith("/v1/webhooks/")}
 
 
-def concrete(path: str, ids: dict[str, str] | None = None) -> str:
-    """The template with each ``{param}`` replaced (``env`` by DEV unless given)."""
-    values = {"env": "DEV", "version": "1", "name": "ORG", "type": "HTTP"} | (ids or {})
+def concrete(path: str) -> str:
+    """The template with each ``{param}`` replaced: ids by one that names nothing."""
+    values = {"env": "DEV", "version": "1", "name": "ORG", "type": "HTTP"}
     return re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), "nope_0123"), path)
-
 
 
 class InProcessLog:
