@@ -35,6 +35,12 @@ class Settings:
     redis_url: str = field(default="", repr=False)
     # How often a worker looks for quota-parked messages the quota now allows.
     quota_release_seconds: float = 60.0
+    # Bearer tokens (optional): an HS256 secret and/or a JWKS (file path or https URL) of
+    # RS256/ES256 public keys; aud and iss are required in tokens when configured.
+    jwt_hs256_secret: str = field(default="", repr=False)
+    jwt_jwks: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,4 +59,8 @@ class Settings:
             ingest_partitions=int(_env("IOS_INGEST_PARTITIONS", "6")),
             redis_url=os.environ.get("IOS_REDIS_URL", "").strip(),
             quota_release_seconds=float(_env("IOS_QUOTA_RELEASE_SECONDS", "60")),
+            jwt_hs256_secret=os.environ.get("IOS_JWT_HS256_SECRET", ""),
+            jwt_jwks=_env("IOS_JWT_JWKS", ""),
+            jwt_audience=_env("IOS_JWT_AUDIENCE", ""),
+            jwt_issuer=_env("IOS_JWT_ISSUER", ""),
         )

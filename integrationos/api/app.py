@@ -15,6 +15,7 @@ from integrationos.api.context import Platform
 from integrationos.api.errors import EXCEPTION_HANDLERS
 from integrationos.api.ratelimit import COUNTER_STATE_KEY, RateLimit, counter_for
 from integrationos.api.routes import (
+    api_keys,
     connectors,
     dlq,
     environments,
@@ -66,6 +67,7 @@ ROUTES = [
     *lookups.routes,
     *environments.routes,
     *usage.routes,
+    *api_keys.routes,
 ]
 
 

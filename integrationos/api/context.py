@@ -1,7 +1,8 @@
 """What every request handler reaches for: the platform's shared resources and the tenant.
 
 The lifespan builds one ``Platform`` and Starlette hands it to each request through the
-lifespan state; the auth middleware puts the authenticated tenant in the scope.
+lifespan state; the auth middleware puts the authenticated tenant and ``Principal`` in the
+scope.
 """
 
 from __future__ import annotations
@@ -19,6 +20,23 @@ from integrationos.settings import Settings
 from integrationos.topics.producer import LogProducer
 
 TENANT_SCOPE_KEY = "integrationos.tenant"
+# A stable id of the credential behind a request (an API key id, or ``jwt:<sub>``): what
+# per-client limits key on. Never the secret itself.
+CREDENTIAL_SCOPE_KEY = "integrationos.credential"
+PRINCIPAL_SCOPE_KEY = "integrationos.principal"
+
+ROLES = ("admin", "developer", "operator", "viewer")
+ALL_ENVIRONMENTS = frozenset({"DEV", "QA", "PROD"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant, the credential and what it may do."""
+
+    tenant: str
+    credential: str
+    roles: frozenset[str]
+    environments: frozenset[str] = ALL_ENVIRONMENTS
 
 
 @dataclass

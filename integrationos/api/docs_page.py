@@ -143,9 +143,12 @@ def render(doc: dict[str, Any]) -> str:
 <a href="openapi.json">OpenAPI document</a></p>
 <p>{escape(info['description'])}</p>
 <h2>Authentication</h2>
-<p>Send <code>X-API-Key: ip_live_…</code> and <code>X-Tenant-Id: your-tenant</code> with every
-request under <code>/v1</code>. A missing or wrong pair is a 401 <code>UNAUTHENTICATED</code>.
-Everything is scoped to the tenant: another tenant's ids answer 404.</p>
+<p>Send <code>X-Tenant-Id: your-tenant</code> and either <code>X-API-Key: ip_live_…</code> or
+<code>Authorization: Bearer &lt;JWT&gt;</code> with every request under <code>/v1</code>. A
+missing or wrong credential is a 401 <code>UNAUTHENTICATED</code>; a role or environment the
+credential lacks is a 403 <code>FORBIDDEN</code> naming what is needed (roles: viewer,
+operator, developer, admin). Everything is scoped to the tenant: another tenant's ids
+answer 404.</p>
 <h2>Errors</h2><p>Every error has the same shape:</p><pre>{escape(_ERROR_EXAMPLE)}</pre>
 <nav>{nav}<a href="#schemas">Schemas</a></nav>
 {sections}

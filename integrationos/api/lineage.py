@@ -11,45 +11,28 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Row, or_, select
 from starlette.requests import Request
 
-from integrationos.api.auth import hash_key
-from integrationos.api.context import Platform, platform, tenant
+from integrationos.api.context import CREDENTIAL_SCOPE_KEY, Platform
 from integrationos.api.db import PageRequest, fetch_all, first, live
 from integrationos.api.errors import ApiError
 from integrationos.store.tables import (
-    api_keys,
     integration_lineages,
     integration_versions,
     integrations,
 )
 
-CREDENTIAL_SCOPE_KEY = "integrationos.credential"
 STAGES = ("DEV", "QA", "PROD")
 NEXT_STAGE = {"DEV": "QA", "QA": "PROD"}
 
 
 async def actor(request: Request) -> str:
-    """Who is asking, for the audit log: the credential the auth layer names if it does,
-    else the prefix of the API key (never the key), else ``api``."""
-    credential = request.scope.get(CREDENTIAL_SCOPE_KEY)
-    if isinstance(credential, str) and credential:
-        return credential[:200]
-    if isinstance(credential, Mapping):
-        named = credential.get("id") or credential.get("keyId") or credential.get("name")
-        if named:
-            return str(named)[:200]
-    key = request.headers.get("x-api-key")
-    if key:
-        row = await first(platform(request).engine, select(api_keys.c.prefix).where(
-            api_keys.c.key_hash == hash_key(key), api_keys.c.tenant_id == tenant(request)))
-        if row is not None:
-            return f"apikey:{row.prefix}"
-    return "api"
+    """Who is asking, for the audit log: the credential id the auth layer put in the scope
+    (an API key's id or ``jwt:<sub>``, never a secret)."""
+    return request.scope[CREDENTIAL_SCOPE_KEY]
 
 
 async def lineage_of(p: Platform, tenant_id: str, integration_id: str) -> str:

@@ -305,6 +305,18 @@ _PLAN = (
               "request rate limit, connectors against their limit, and the retention. A null "
               "limit is unlimited. See docs/plans.md."),
 )
+_API_KEYS = (
+    Operation("createApiKey", "POST /v1/api-keys", "Issue an API key (admin)", 201,
+              "ApiKeyCreated", "ApiKeyCreate", _WRITE,
+              "The key is in this answer only; it is stored as a SHA-256 hash. roles: admin, "
+              "developer, operator, viewer; environments (default all) limit where it acts."),
+    Operation("listApiKeys", "GET /v1/api-keys", "List the tenant's API keys (admin)", 200,
+              "ApiKeyList",
+              description="Never the key nor its hash: id, name, prefix, permissions, times."),
+    Operation("revokeApiKey", "DELETE /v1/api-keys/{id}", "Revoke an API key (admin)", 204,
+              errors=(503,),
+              description="Every API process refuses the key within one second. Idempotent."),
+)
 _REFERENCE = (
     Operation("getOpenApiDocument", "GET /v1/openapi.json", "This OpenAPI document", 200,
               public=True),
@@ -319,6 +331,7 @@ TAGS: dict[str, tuple[Operation, ...]] = {
     "Dead letters": _DLQ,
     "Lookups": _LOOKUPS,
     "Environments": _ENVIRONMENTS,
+    "API keys": _API_KEYS,
     "Schemas": _SCHEMAS,
     "Plan": _PLAN,
     "Reference": _REFERENCE,
@@ -327,8 +340,10 @@ OPERATIONS = tuple(op for ops in TAGS.values() for op in ops)
 
 _ERRORS = {
     400: "Malformed JSON (MALFORMED_JSON) or query (INVALID_QUERY)",
-    401: "Missing or invalid X-API-Key / X-Tenant-Id (UNAUTHENTICATED), or webhook "
-         "signature (INVALID_SIGNATURE)",
+    401: "Missing or invalid credential (X-API-Key or Authorization: Bearer) for "
+         "X-Tenant-Id (UNAUTHENTICATED), or webhook signature (INVALID_SIGNATURE)",
+    403: "The credential's roles or environments do not allow this (FORBIDDEN); details "
+         "name the requiredRole or environment",
     404: "No such resource for this tenant (NOT_FOUND)",
     409: "Conflicts with the current state (CONFLICT, *_IN_USE, INTEGRATION_PAUSED, "
          "PROMOTION_GATE_FAILED, ROLLBACK_NOT_AVAILABLE, ...)",
@@ -383,7 +398,7 @@ def _operation(op: Operation, tag: str) -> dict[str, Any]:
     if not op.public:
         ok["headers"] = _RATE_LIMIT_HEADERS
     responses = {str(op.success): ok}
-    statuses = op.errors if op.public else (401, 429, *op.errors,
+    statuses = op.errors if op.public else (401, 403, 429, *op.errors,
                                             *(() if "{" not in op.path else (404,)))
     for status in sorted(set(statuses)):
         responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
@@ -419,19 +434,21 @@ def document() -> dict[str, Any]:
             "title": "IntegrationOS API",
             "version": VERSION,
             "description": "Create connectors, transformations and integrations, send "
-            "messages and follow them. Every request under /v1 (except this reference) "
-            "carries X-API-Key and X-Tenant-Id; every authenticated response carries "
-            "X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset. Errors are "
+            "messages and follow them. Every request under /v1 (except this reference and "
+            "webhooks) carries X-Tenant-Id and X-API-Key or Authorization: Bearer <JWT>; "
+            "every authenticated response carries X-RateLimit-Limit, X-RateLimit-Remaining "
+            "and X-RateLimit-Reset. Errors are "
             '{"error": {"code", "message", "details"}}.',
         },
         "servers": [{"url": "/"}],
-        "security": [{"ApiKey": [], "TenantId": []}],
+        "security": [{"ApiKey": [], "TenantId": []}, {"Bearer": [], "TenantId": []}],
         "tags": [{"name": name} for name in TAGS],
         "paths": paths,
         "components": {
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "TenantId": {"type": "apiKey", "in": "header", "name": "X-Tenant-Id"},
+                "Bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
             },
             "schemas": {**REQUEST_SCHEMAS, **RESPONSE_SCHEMAS},
             "responses": {

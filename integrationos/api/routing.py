@@ -1,6 +1,7 @@
 """One ``Route`` per path with a handler per method, so a wrong method gets a 405 whose
 ``Allow`` header lists every method of the path (Starlette reports only the first route's
-methods when one path is split over several routes)."""
+methods when one path is split over several routes). Each dispatch first asks
+``permissions.authorize`` whether the caller may use this route."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from integrationos.api.permissions import authorize
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -20,6 +23,7 @@ def resource(path: str, **handlers: Handler) -> Route:
         by_method.setdefault("HEAD", by_method["GET"])
 
     async def dispatch(request: Request) -> Response:
+        await authorize(request, path)
         return await by_method[request.method](request)
 
     return Route(path, dispatch, methods=list(by_method), name=path)

@@ -295,6 +295,19 @@ STREAM_REPLAY = _object(
     required=("from",),
 )
 
+ROLE_NAMES = ["admin", "developer", "operator", "viewer"]
+API_KEY_CREATE = _object(
+    {
+        "name": NAME,
+        "roles": {"type": "array", "items": {"type": "string", "enum": ROLE_NAMES},
+                  "minItems": 1, "uniqueItems": True},
+        "environments": {"type": "array", "items": {"type": "string", "enum": ENVIRONMENTS},
+                         "minItems": 1, "uniqueItems": True,
+                         "description": "Where the key may act (default: all)."},
+        "live": {"type": "boolean", "description": "ip_live_ (default) or ip_test_ key."},
+    },
+    required=("name", "roles"),
+)
 INTEGRATION_PROMOTE = _object(
     {
         "from": {"type": "string", "enum": ENVIRONMENTS[:2],
@@ -356,6 +369,7 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
     "DlqDiscard": DLQ_DISCARD,
     "DlqReplay": DLQ_REPLAY,
     "StreamReplay": STREAM_REPLAY,
+    "ApiKeyCreate": API_KEY_CREATE,
     "IntegrationPromote": INTEGRATION_PROMOTE,
     "IntegrationRollback": INTEGRATION_ROLLBACK,
     "TestCaseCreate": TEST_CASE_CREATE,
@@ -559,6 +573,26 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         "lookupId": _STR, "rowsVersion": {"type": ["integer", "null"]},
         "data": {"type": "array", "items": _closed({"key": _STR, "value": {}})},
         "nextCursor": _OPT_STR | {"description": "Pass as ?cursor= for the next page."},
+    }),
+    "ApiKey": _closed({
+        "id": _STR, "name": _STR, "prefix": _STR | {"description": "The key's first 12 "
+                                                   "characters, to recognise it."},
+        "roles": {"type": "array", "items": {"type": "string", "enum": ROLE_NAMES}},
+        "environments": {"type": "array", "items": {"type": "string", "enum": ENVIRONMENTS}},
+        "live": {"type": "boolean"}, "revoked": {"type": "boolean"}, "createdAt": _TIME,
+        "lastUsedAt": {"type": ["string", "null"], "format": "date-time",
+                       "description": "Updated at most once a minute per API process."},
+    }),
+    "ApiKeyCreated": _closed({
+        "id": _STR, "name": _STR, "prefix": _STR,
+        "roles": {"type": "array", "items": {"type": "string", "enum": ROLE_NAMES}},
+        "environments": {"type": "array", "items": {"type": "string", "enum": ENVIRONMENTS}},
+        "live": {"type": "boolean"}, "createdAt": _TIME,
+        "key": _STR | {"description": "The key itself: shown this once, stored only as a "
+                       "hash."},
+    }),
+    "ApiKeyList": _closed({
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/ApiKey"}},
     }),
     "EnvironmentVariable": _closed({
         "environment": {"type": "string", "enum": ENVIRONMENTS}, "name": _STR, "value": _STR,

@@ -74,6 +74,36 @@ def _tenants_plan(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _api_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from integrationos.api.serializers import iso
+    from integrationos.cli import api_keys as keys
+
+    try:
+        if args.api_keys_command == "issue":
+            new = keys.issue_key(settings, args.tenant, args.name, args.role,
+                                 args.env or ["DEV", "QA", "PROD"], not args.test)
+            print(f"key id:  {new.key_id}")
+            print(f"api key: {new.api_key}   (shown once; stored only as a hash)")
+            applied = new.applied
+        elif args.api_keys_command == "revoke":
+            applied = keys.revoke_key(settings, args.tenant, args.key_id)
+            print(f"revoked: {args.key_id}")
+        else:
+            for row in keys.list_keys(settings, args.tenant):
+                used = "never" if row.last_used_at is None else iso(row.last_used_at)
+                print(f"{row.key_id}  {row.prefix}...  {row.name!r}  roles={row.roles}  "
+                      f"envs={row.environments}  created={iso(row.created_at)}  "
+                      f"last-used={used}{'  REVOKED' if row.revoked else ''}")
+            return 0
+    except keys.KeyCommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not applied:
+        print("warning: no worker has applied it yet; it takes effect once one runs",
+              file=sys.stderr)
+    return 0
+
+
 def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from integrationos.store.database import open_database
     from integrationos.store.rebuild import rebuild
@@ -144,6 +174,23 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--connectors", type=int, help="-1: unlimited")
     plan.add_argument("--retention-days", type=int, help="1 to 90")
     plan.set_defaults(run=_tenants_plan)
+
+    api_keys = sub.add_parser("api-keys", help="a tenant's API keys (issue, list, revoke)")
+    api_keys_sub = api_keys.add_subparsers(dest="api_keys_command", required=True)
+    issue = api_keys_sub.add_parser("issue", help="issue a key and print it once")
+    issue.add_argument("--name", required=True)
+    issue.add_argument("--role", action="append", required=True,
+                       choices=["admin", "developer", "operator", "viewer"],
+                       help="repeat for several roles")
+    issue.add_argument("--env", action="append", choices=["DEV", "QA", "PROD"],
+                       help="where the key may act; repeat; default every environment")
+    issue.add_argument("--test", action="store_true", help="an ip_test_ key")
+    listing = api_keys_sub.add_parser("list", help="the tenant's keys (never the keys)")
+    revoke = api_keys_sub.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    for command in (issue, listing, revoke):
+        command.add_argument("--tenant", required=True)
+        command.set_defaults(run=_api_keys)
 
     projections = sub.add_parser("projections", help="read models")
     projections_sub = projections.add_subparsers(dest="projections_command", required=True)

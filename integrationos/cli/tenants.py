@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import re
-import time
-import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
 from integrationos import plans
-from integrationos.api.auth import hash_key, new_api_key
+from integrationos.api.issuance import issue
+from integrationos.cli.api_keys import append_and_wait
 from integrationos.settings import Settings
 from integrationos.store.database import open_database
-from integrationos.store.projector import applied_through
 from integrationos.store.tables import tenants
 from integrationos.topics import event_types as t
-from integrationos.topics.admin import ensure_topics
-from integrationos.topics.catalog import CONFIG
 from integrationos.topics.envelope import Event
-from integrationos.topics.producer import LogProducer
 
 PLANS = tuple(plans.PLANS)
 
@@ -39,37 +34,21 @@ def tenant_id_for(name: str) -> str:
 
 
 def create_tenant(settings: Settings, name: str, plan: str, wait: float = 30) -> NewTenant:
-    """Append TenantCreated and ApiKeyIssued, then wait for a worker to project them.
+    """Append TenantCreated and its first key's ApiKeyIssued (role admin, every environment),
+    then wait for a worker to project them.
 
     The key exists only in this result (the log holds its hash): the caller shows it once.
     """
     if plan not in PLANS:
         raise ValueError(f"plan must be one of {', '.join(PLANS)}")
     tenant_id = tenant_id_for(name)
-    key = new_api_key(live=True)
-    ensure_topics(settings.kafka_bootstrap, settings.topic_prefix)
-    topic = CONFIG.name(settings.topic_prefix)
-    producer = LogProducer(settings.kafka_bootstrap, client_id="ios-cli")
-    try:
-        producer.append_sync(topic, Event(t.TENANT_CREATED, tenant_id, tenant_id,
-                                          {"id": tenant_id, "name": name, "plan": plan}))
-        key_id = "key_" + uuid.uuid4().hex[:20]
-        partition, offset = producer.append_sync(topic, Event(
-            t.API_KEY_ISSUED, tenant_id, key_id,
-            {"keyId": key_id, "keyHash": hash_key(key), "prefix": key[:12], "name": "first key"},
-        ))
-    finally:
-        producer.close()
-    engine = open_database(settings.database_url)
-    deadline = time.monotonic() + wait
-    try:
-        while applied_through(engine, topic, partition) <= offset:
-            if time.monotonic() > deadline:
-                return NewTenant(tenant_id, key, applied=False)
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
-    return NewTenant(tenant_id, key, applied=True)
+    first_key = issue(tenant_id, "first key", ["admin"])
+    applied = append_and_wait(settings, [
+        Event(t.TENANT_CREATED, tenant_id, tenant_id,
+              {"id": tenant_id, "name": name, "plan": plan}),
+        first_key.event,
+    ], wait)
+    return NewTenant(tenant_id, first_key.key, applied)
 
 
 def change_plan(settings: Settings, tenant_id: str, plan: str,
@@ -89,20 +68,9 @@ def change_plan(settings: Settings, tenant_id: str, plan: str,
         with engine.connect() as conn:
             if conn.execute(select(tenants.c.id).where(tenants.c.id == tenant_id)).first() is None:
                 raise ValueError(f"no tenant {tenant_id!r}")
-        topic = CONFIG.name(settings.topic_prefix)
-        producer = LogProducer(settings.kafka_bootstrap, client_id="ios-cli")
-        try:
-            partition, offset = producer.append_sync(topic, Event(
-                t.TENANT_PLAN_CHANGED, tenant_id, tenant_id,
-                {"id": tenant_id, "plan": plan, **dict.fromkeys(plans.OVERRIDE_FIELDS),
-                 **overrides}))
-        finally:
-            producer.close()
-        deadline = time.monotonic() + wait
-        while applied_through(engine, topic, partition) <= offset:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
     finally:
         engine.dispose()
+    return append_and_wait(settings, [Event(
+        t.TENANT_PLAN_CHANGED, tenant_id, tenant_id,
+        {"id": tenant_id, "plan": plan, **dict.fromkeys(plans.OVERRIDE_FIELDS), **overrides})],
+        wait)

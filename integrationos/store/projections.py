@@ -110,7 +110,8 @@ def _api_key_issued(conn: Connection, event: Event) -> None:
     d = event.data
     _upsert(conn, api_keys, "key_id", {
         "key_id": d["keyId"], "tenant_id": event.tenant, "key_hash": d["keyHash"],
-        "prefix": d["prefix"], "name": d["name"], "revoked": False,
+        "prefix": d["prefix"], "name": d["name"], "roles": ",".join(d["roles"]),
+        "environments": ",".join(d["environments"]), "live": d["live"], "revoked": False,
         "created_at": event.occurred_at_ms, "updated_at": event.occurred_at_ms,
     })
 

@@ -67,8 +67,21 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("prefix", String(20), nullable=False),
     Column("name", String(200), nullable=False),
+    Column("roles", String(200), nullable=False, default="admin"),  # comma-separated
+    Column("environments", String(40), nullable=False, default="DEV,QA,PROD"),
+    Column("live", Boolean, nullable=False, default=True),
     Column("revoked", Boolean, nullable=False, default=False),
     *_audit(),
+)
+
+# Written by the API, not projected from the log (a request is not an event): when each key
+# was last used, at most once a minute per key and API process. Rebuilds leave it alone.
+api_key_usage = Table(
+    "api_key_usage",
+    metadata,
+    Column("key_id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("last_used_at", BigInteger, nullable=False),
 )
 
 connectors = Table(

@@ -201,6 +201,23 @@ _LOOKUP_STATE = _record(
 )
 
 
+_API_KEY_ISSUED_V1 = _record(
+    "ApiKeyIssued",
+    [_f("keyId", "string"), _f("keyHash", "string"), _f("prefix", "string"),
+     _f("name", "string")],
+)
+
+# v2: what the key may do. v1 keys (every key before roles existed) read as what they were:
+# live, admin, every environment.
+_API_KEY_ISSUED_V2 = _record(
+    "ApiKeyIssued",
+    [*_API_KEY_ISSUED_V1["fields"],
+     _f("roles", {"type": "array", "items": "string"}, ["admin"]),
+     _f("environments", {"type": "array", "items": "string"}, ["DEV", "QA", "PROD"]),
+     _f("live", "boolean", True)],
+)
+
+
 def _id_only(name: str) -> dict[str, Any]:
     return _record(name, [_f("id", "string")])
 
@@ -209,11 +226,8 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
     (t.TENANT_CREATED, 1): _record(
         "TenantCreated", [_f("id", "string"), _f("name", "string"), _f("plan", "string")]
     ),
-    (t.API_KEY_ISSUED, 1): _record(
-        "ApiKeyIssued",
-        [_f("keyId", "string"), _f("keyHash", "string"), _f("prefix", "string"),
-         _f("name", "string")],
-    ),
+    (t.API_KEY_ISSUED, 1): _API_KEY_ISSUED_V1,
+    (t.API_KEY_ISSUED, 2): _API_KEY_ISSUED_V2,
     (t.API_KEY_REVOKED, 1): _record("ApiKeyRevoked", [_f("keyId", "string")]),
     (t.TENANT_PLAN_CHANGED, 1): _record(
         "TenantPlanChanged",

@@ -69,11 +69,14 @@ class Seeder:
 
     def tenant(self, tenant: str, key: str) -> None:
         self.apply(
-            Event(t.TENANT_CREATED, tenant, tenant, {"id": tenant, "name": tenant, "plan": "FREE"}),
-            Event(t.API_KEY_ISSUED, tenant, f"key_{tenant}", {
-                "keyId": f"key_{tenant}", "keyHash": hash_key(key), "prefix": key[:8],
-                "name": "test"}),
-        )
+            Event(t.TENANT_CREATED, tenant, tenant, {"id": tenant, "name": tenant, "plan": "FREE"}))
+        self.key(tenant, f"key_{tenant}", key, ["admin"])
+
+    def key(self, tenant: str, key_id: str, key: str, roles: list[str],
+            environments: tuple[str, ...] = ("DEV", "QA", "PROD")) -> None:
+        self.apply(Event(t.API_KEY_ISSUED, tenant, key_id, {
+            "keyId": key_id, "keyHash": hash_key(key), "prefix": key[:8], "name": "test",
+            "roles": roles, "environments": list(environments), "live": False}))
 
     def connector(self, tenant: str, connector_id: str, name: str, type_: str = "HTTP",
                   config: dict[str, Any] | None = None,

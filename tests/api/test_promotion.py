@@ -19,7 +19,7 @@ from integrationos.settings import Settings
 from integrationos.store.projector import LogRecord, Projector, applied_through
 from integrationos.topics import codec
 from integrationos.topics.envelope import Event
-from tests.api.conftest import ACME, ACME_KEY, GLOBEX, Seeder, assert_error
+from tests.api.conftest import ACME, GLOBEX, Seeder, assert_error
 from tests.api.test_reads import conforms
 
 EXPRESSION = '{"Email": $lowercase(email), "Name": name}'
@@ -101,7 +101,7 @@ def test_every_change_is_a_version_and_promotion_copies_one_through_each_stage(a
     conforms(promotion, "Promotion")
     assert promotion["source"] == {"integrationId": dev["id"], "version": 1}
     assert promotion["target"]["version"] == 1 and promotion["created"] is True
-    assert promotion["promotedBy"] == f"apikey:{ACME_KEY[:8]}"
+    assert promotion["promotedBy"] == "key_acme"  # the credential id, never the key
     assert promotion["gate"] is None
     qa = call(api, "GET", f"/v1/integrations/{promotion['target']['integrationId']}", 200)
     assert (qa["environment"], qa["name"], qa["status"]) == ("QA", "contacts", "ACTIVE")
@@ -206,7 +206,7 @@ def test_the_gate_runs_the_saved_cases_and_refuses_prod_when_one_fails(api, log)
         "name": "lower-cases the email", "payload": {"email": "A@EX.PT", "name": "Ana"},
         "expected": {"Email": "a@ex.pt"}})
     conforms(passing, "TestCase")
-    assert passing["match"] == "SUBSET" and passing["createdBy"].startswith("apikey:")
+    assert passing["match"] == "SUBSET" and passing["createdBy"] == "key_acme"
     failing = call(api, "POST", f"/v1/integrations/{qa_id}/test-cases", 201, json={
         "name": "exact", "payload": {"email": "b@ex.pt", "name": "Bo"},
         "expected": {"Email": "b@ex.pt"}, "match": "EXACT"})
@@ -307,7 +307,7 @@ def test_history_is_the_audit_log_oldest_first_and_paged(api):
     assert into_qa["source"] == {"integrationId": dev_id, "version": 1}
     assert (out_of_qa["toEnvironment"], out_of_qa["target"]["integrationId"]) == (
         "PROD", prod_id)
-    assert entries[0]["by"].startswith("apikey:") and entries[2]["details"]["reason"] == "USER"
+    assert entries[0]["by"] == "key_acme" and entries[2]["details"]["reason"] == "USER"
     times = [e["occurredAt"] for e in entries]
     assert times == sorted(times)
 

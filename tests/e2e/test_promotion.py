@@ -118,7 +118,7 @@ def test_dev_to_qa_to_prod_with_the_gate_then_a_rollback(client, targets):
     assert history[1]["details"]["gate"] is None  # no test cases left: no gate
     assert history[2]["details"] == {"fromVersion": 2, "restoredVersion": 1,
                                      "reason": "Mail is not a field of the CRM"}
-    assert all(e["by"].startswith("apikey:ip_live_") for e in history)
+    assert all(e["by"].startswith("key_") for e in history)  # the API key id
     versions = ok(client.get(f"/v1/integrations/{prod_id}/versions"))["data"]
     assert [(v["origin"], v["targetConnectorId"]) for v in versions] == [
         ("PROMOTED", connector["PROD"]), ("PROMOTED", connector["PROD"]),

@@ -13,7 +13,8 @@ from integrationos.topics.envelope import Event
 SAMPLES = {
     t.TENANT_CREATED: {"id": "acme", "name": "Acme", "plan": "pro"},
     t.API_KEY_ISSUED: {"keyId": "k1", "keyHash": "ab" * 32, "prefix": "ip_live_abcd",
-                       "name": "first"},
+                       "name": "first", "roles": ["developer", "viewer"],
+                       "environments": ["DEV", "QA"], "live": False},
     t.API_KEY_REVOKED: {"keyId": "k1"},
     t.TENANT_PLAN_CHANGED: {"id": "acme", "plan": "pro", "messagesPerMonth": -1,
                             "requestsPerMinute": 600, "connectors": None, "retentionDays": None},
@@ -147,6 +148,16 @@ def test_older_integration_records_read_as_v3_without_a_backoff(version: int):
     upgraded = codec.decode(codec.encode(old))
     assert upgraded.schema_version == 3
     assert upgraded.data["backoff"] is None and upgraded.data["errorStrategy"] == "DLQ"
+
+
+def test_v1_api_keys_already_in_logs_read_as_live_admin_keys_of_every_environment():
+    old = Event(t.API_KEY_ISSUED, "acme", "k1", {
+        "keyId": "k1", "keyHash": "ab" * 32, "prefix": "ip_live_abcd", "name": "first"},
+        schema_version=1)
+    upgraded = codec.decode(codec.encode(old))
+    assert upgraded.schema_version == 2
+    assert upgraded.data["roles"] == ["admin"] and upgraded.data["live"] is True
+    assert upgraded.data["environments"] == ["DEV", "QA", "PROD"]
 
 
 def test_v1_promotions_already_in_logs_read_as_v2_without_a_state():
