@@ -15,6 +15,8 @@ import pytest
 
 from integrationos.api.app import create_app
 from integrationos.api.openapi import document
+from integrationos.topics import event_types as t
+from integrationos.topics.envelope import Event
 from tests.api.auth_support import InProcessLog
 from tests.api.conftest import ACME
 
@@ -40,6 +42,9 @@ def _with_log(app: Any, log: InProcessLog) -> Any:
 def test_no_generated_request_gets_a_5xx(settings, seed):
     from schemathesis.checks import not_a_server_error
 
+    seed.apply(Event(t.TENANT_PLAN_CHANGED, "acme", "acme", {  # no rate limit in the way
+        "id": "acme", "plan": "enterprise", "messagesPerMonth": None,
+        "requestsPerMinute": 100_000, "connectors": None, "retentionDays": None}))
     app = _with_log(create_app(settings), InProcessLog(seed))
     schema = schemathesis.openapi.from_dict(document())
     counted: dict[str, int] = {}
