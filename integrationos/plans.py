@@ -81,6 +81,9 @@ def apply_overrides(base: Limits, row: Any) -> Limits:
     changes: dict[str, int | None] = {}
     for column in OVERRIDE_FIELDS.values():
         value = getattr(row, column)
+        if column == "requests_per_minute" and value is not None and value < 1:
+            continue  # never unlimited (the CLI refuses it); a record that says so anyway
+            # must not leave the rate limiter without a number
         if value is not None:
             changes[column] = None if value == UNLIMITED else value
     return replace(base, **changes)

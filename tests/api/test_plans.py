@@ -212,3 +212,11 @@ def test_the_document_describes_the_headers_and_the_429(client):
     assert usage["429"] == {"$ref": "#/components/responses/E429"}
     assert "Retry-After" in doc["components"]["responses"]["E429"]["headers"]
     assert "429" not in doc["paths"]["/v1/openapi.json"]["get"]["responses"]
+
+
+def test_a_request_rate_override_of_unlimited_keeps_the_plans_rate(client, seed):
+    """Refused by the CLI; a record that says it anyway must not break every request."""
+    plan(seed, "acme", "pro", requestsPerMinute=-1)
+    response = client.get("/v1/usage", headers=ACME)
+    assert response.status_code == 200, response.text
+    assert response.headers["X-RateLimit-Limit"] == "300"  # Pro's
