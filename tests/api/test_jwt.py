@@ -7,8 +7,11 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import ssl
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from starlette.testclient import TestClient
 from integrationos.api.app import create_app
 from integrationos.settings import Settings
 from tests.api.conftest import ACME_KEY, assert_error
+from tests.tls import self_signed
 
 SECRET = "hs256-test-secret-of-at-least-32-bytes!"
 AUDIENCE, ISSUER = "integrationos", "https://idp.example"
@@ -169,3 +173,44 @@ def test_jwt_settings_come_from_the_environment_and_the_secret_is_not_shown(monk
     assert (loaded.jwt_hs256_secret, loaded.jwt_jwks, loaded.jwt_audience,
             loaded.jwt_issuer) == (SECRET, "https://idp.example/jwks.json", AUDIENCE, ISSUER)
     assert SECRET not in repr(loaded)
+
+
+def test_a_jwks_at_an_https_url_is_fetched_and_verified(settings, seed, tmp_path, monkeypatch):
+    """The identity provider's JWKS over https (a local server whose certificate the client
+    must verify): a token signed with a key in it passes, one with an unknown kid does not."""
+    cert, key = self_signed(tmp_path / "tls", "jwks-server")
+    document = json.dumps({"keys": [_jwk(RSA_KEY, "rsa-1", "RS256")]}).encode()
+    fetched: list[str] = []
+
+    class Jwks(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fetched.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(document)))
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SSL_CERT_FILE", cert)  # trust the local server's certificate
+    url = f"https://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    configured = dataclasses.replace(settings, jwt_jwks=url, jwt_audience=AUDIENCE,
+                                     jwt_issuer=ISSUER)
+    try:
+        with TestClient(create_app(configured)) as client:
+            accepted = client.get("/v1/integrations", headers=bearer(token("RS256")))
+            assert accepted.status_code == 200, accepted.text
+            unknown = jwt.encode(claims(), RSA_KEY, algorithm="RS256",
+                                 headers={"kid": "not-in-the-set"})
+            assert_error(client.get("/v1/integrations", headers=bearer(unknown)), 401,
+                         "UNAUTHENTICATED")
+    finally:
+        server.shutdown()
+    assert fetched and set(fetched) == {"/.well-known/jwks.json"}

@@ -37,15 +37,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import csv
-import datetime as dt
 import io
-import ipaddress
 import itertools
 import secrets
 import socket
 import threading
 import time
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -57,16 +54,13 @@ from xml.sax.saxutils import escape
 
 import jwt
 import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tests.emulators.salesforce_org import ApiError, Org
+from tests.tls import self_signed
 
 ORG_ID = "00D000000000001AAA"
 USER_ID = "005000000000001AAA"
@@ -125,7 +119,7 @@ class SalesforceEmulator:
         self._jobs: dict[str, IngestJob] = {}
         self._job_ids = itertools.count(1)
         self._lock = threading.Lock()
-        self.ca_file, self._key_file = _self_signed(workdir)
+        self.ca_file, self._key_file = self_signed(workdir, "salesforce-emulator")
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
         self.url = f"https://127.0.0.1:{self._socket.getsockname()[1]}"
@@ -418,29 +412,6 @@ def _columns(data: str) -> list[str]:
 
 def _oauth_error(error: str, description: str) -> Response:
     return JSONResponse({"error": error, "error_description": description}, status_code=400)
-
-
-def _self_signed(workdir: Path) -> tuple[str, str]:
-    """A certificate for 127.0.0.1 and its key, as PEM files; returns their paths."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "salesforce-emulator")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(uuid.uuid4().int >> 1)
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                 x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    workdir.mkdir(parents=True, exist_ok=True)
-    cert_file, key_file = workdir / "salesforce-emulator.pem", workdir / "salesforce-emulator.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_file), str(key_file)
 
 
 _SOAP_RESULT = (
