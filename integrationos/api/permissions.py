@@ -32,7 +32,7 @@ from integrationos.api.context import (
     platform,
     tenant,
 )
-from integrationos.api.db import first
+from integrationos.api.db import fetch_all, first
 from integrationos.api.errors import ApiError
 from integrationos.api.validation import read_body
 from integrationos.store.tables import dlq_entries, integrations, messages
@@ -121,6 +121,36 @@ async def _body_integration_env(request: Request) -> str | None:
         request, body.get("integrationId") if isinstance(body, dict) else None)
 
 
+async def _dlq_listing_env(request: Request) -> str | None:
+    """The DLQ listing of one integration is in its environment; without
+    ``?integrationId=`` it spans them all."""
+    given = request.query_params.get("integrationId")
+    return ANY_ENVIRONMENT if given is None else await _integration_env(request, given)
+
+
+async def _dlq_body_env(request: Request) -> str | None:
+    """The environment a bulk DLQ action (ids, or a filter) acts in: the one its messages'
+    integrations share, or every one when they differ or the filter names no integration."""
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        return None
+    wanted = body.get("filter")
+    if isinstance(wanted, dict):
+        named = wanted.get("integrationId")
+        return ANY_ENVIRONMENT if named is None else await _integration_env(request, named)
+    ids = body.get("messageIds")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return None
+    rows = await fetch_all(platform(request).engine, select(
+        integrations.c.environment).distinct().select_from(dlq_entries.join(
+            integrations, integrations.c.id == dlq_entries.c.integration_id)).where(
+        dlq_entries.c.tenant_id == tenant(request), dlq_entries.c.id.in_(ids[:1000])))
+    environments = {row.environment for row in rows}
+    if not environments:
+        return None  # nothing known: the handler answers 422
+    return environments.pop() if len(environments) == 1 else ANY_ENVIRONMENT
+
+
 @dataclass(frozen=True)
 class Rule:
     role: str
@@ -173,10 +203,10 @@ RULES: dict[tuple[str, str], Rule] = {
     # runs an integration's transformation with its environment's variables and lookups
     ("POST", "/v1/sandbox/execute"): Rule(DEVELOPER, _body_integration_env),
     ("GET", "/v1/messages/{id}"): Rule(VIEWER, _via(messages)),
-    ("GET", "/v1/dlq"): _R,
+    ("GET", "/v1/dlq"): Rule(VIEWER, _dlq_listing_env),
     ("GET", "/v1/dlq/{id}"): Rule(VIEWER, _via(dlq_entries)),
-    ("POST", "/v1/dlq/replay"): _O,
-    ("POST", "/v1/dlq/discard"): _O,
+    ("POST", "/v1/dlq/replay"): Rule(OPERATOR, _dlq_body_env),
+    ("POST", "/v1/dlq/discard"): Rule(OPERATOR, _dlq_body_env),
     ("GET", "/v1/dlq/replays/{id}"): _R,
     ("GET", "/v1/schemas"): _R,
     ("POST", "/v1/schemas"): _D,
@@ -236,8 +266,9 @@ async def authorize(request: Request, path: str) -> None:
     if environment == ANY_ENVIRONMENT:
         if principal.environments < ALL_ENVIRONMENTS:
             allowed = ", ".join(sorted(principal.environments))
-            raise _forbidden(f"this credential is limited to {allowed}: list one environment "
-                             "at a time with ?environment=", environment=ANY_ENVIRONMENT)
+            raise _forbidden(f"this credential is limited to {allowed}: name one environment "
+                             "at a time (?environment=, or one integration: ?integrationId= "
+                             "or filter.integrationId)", environment=ANY_ENVIRONMENT)
         return
     if environment not in principal.environments:
         raise _forbidden(f"this credential is not allowed in {environment}",

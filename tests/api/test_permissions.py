@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from integrationos.api.permissions import GRANTS, RULES
+from integrationos.topics import event_types as t
+from integrationos.topics.envelope import Event
 from tests.api.auth_support import (
     ROLE_KEYS,
     concrete,
@@ -138,3 +140,38 @@ def test_an_unknown_id_or_environment_is_still_a_404_not_a_403(client, environme
     for body in (b"{oops", b"[" * 8000 + b"]" * 8000):
         assert_error(client.post("/v1/integrations", headers=DEV_ONLY, content=body),
                      400, "MALFORMED_JSON")
+
+
+def _dead_letter(seed, message_id: str, integration_id: str) -> None:
+    common = {"messageId": message_id, "integrationId": integration_id}
+    seed.message_events(
+        Event(t.MESSAGE_RECEIVED, "acme", message_id, common | {
+            "key": None, "payloadJson": "{}", "source": "api",
+            "contentType": "application/json"}),
+        Event(t.MESSAGE_DEAD_LETTERED, "acme", message_id, common | {
+            "stage": "deliver", "code": "HTTP_400", "message": "bad", "dlqTopic": "t"}))
+
+
+def test_a_key_limited_to_dev_sees_and_acts_on_dev_dead_letters_only(client, environments):
+    _dead_letter(environments, "msg_dev", "int_dev")
+    _dead_letter(environments, "msg_prod", "int_prod")
+    listed = client.get("/v1/dlq?integrationId=int_dev", headers=DEV_ONLY)
+    assert [e["messageId"] for e in listed.json()["data"]] == ["msg_dev"]
+    for method, path, body in [
+        ("GET", "/v1/dlq", None),  # every environment at once
+        ("GET", "/v1/dlq?integrationId=int_prod", None),
+        ("GET", "/v1/dlq/msg_prod", None),
+        ("POST", "/v1/dlq/replay", {"messageIds": ["msg_prod"]}),
+        ("POST", "/v1/dlq/replay", {"messageIds": ["msg_dev", "msg_prod"]}),
+        ("POST", "/v1/dlq/replay", {"filter": {"code": "HTTP_400"}}),
+        ("POST", "/v1/dlq/replay", {"filter": {"integrationId": "int_prod"}}),
+        ("POST", "/v1/dlq/discard", {"messageIds": ["msg_prod"], "reason": "r"}),
+    ]:
+        error = assert_error(client.request(method, path, headers=DEV_ONLY, json=body),
+                             403, "FORBIDDEN")
+        assert error["details"][0]["environment"] in ("PROD", "*"), (method, path, body)
+    for body in ({"messageIds": ["msg_dev"]}, {"filter": {"integrationId": "int_dev"}}):
+        assert client.post("/v1/dlq/replay", headers=DEV_ONLY,
+                           json=body).status_code == LOG_DOWN  # allowed: reached the log
+    every = client.get("/v1/dlq", headers=headers("viewer")).json()["data"]
+    assert {e["messageId"] for e in every} == {"msg_dev", "msg_prod"}
