@@ -71,3 +71,9 @@ def tenant(request: Request) -> str:
 def new_id(prefix: str) -> str:
     """``con_``/``trf_``/``int_``/``msg_`` + 24 hex characters of a random UUID."""
     return f"{prefix}_{uuid.uuid4().hex[:24]}"
+
+
+def changed_by(request: Request) -> str | None:
+    """Who makes this change, for the audit log: the credential id authentication recorded
+    (an API key's id or ``jwt:<sub>``, never a secret)."""
+    return request.scope.get(CREDENTIAL_SCOPE_KEY)

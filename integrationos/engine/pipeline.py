@@ -183,7 +183,8 @@ class Pipeline:
         event = Event(
             type=t.INTEGRATION_PAUSED, tenant=view.tenant, aggregate_id=view.id,
             data={"id": view.id, "reason": "FAIL_FAST", "messageId": message_id,
-                  "code": failure.code, "message": failure.message[:1000]},
+                  "code": failure.code, "message": failure.message[:1000],
+                  "changedBy": "worker"},
             causation_id=causation_id, correlation_id=message_id,
         )
         if not self._catalog.pause_locally(view.tenant, view.id, event.occurred_at_ms):

@@ -275,7 +275,7 @@ def _backoff_columns(backoff: dict[str, Any] | None) -> dict[str, Any]:
 @handles(t.INTEGRATION_DELETED)
 def _integration_deleted(conn: Connection, event: Event) -> None:
     _soft_delete(conn, integrations, event)
-    record_history(conn, event, event.data["id"], None, None, {})
+    record_history(conn, event, event.data["id"], None, event.data.get("changedBy"), {})
 
 
 def _integration_row(event: Event) -> Any:
@@ -294,7 +294,7 @@ def _integration_paused(conn: Connection, event: Event) -> None:
                 paused_code=d["code"], paused_message=d["message"],
                 paused_at=event.occurred_at_ms, updated_at=event.occurred_at_ms)
     )
-    record_history(conn, event, d["id"], None, None, {
+    record_history(conn, event, d["id"], None, d.get("changedBy"), {
         "reason": d["reason"], "messageId": d["messageId"], "code": d["code"],
         "message": d["message"]})
 
@@ -306,7 +306,7 @@ def _integration_resumed(conn: Connection, event: Event) -> None:
         .values(status="ACTIVE", paused_reason=None, paused_message_id=None, paused_code=None,
                 paused_message=None, paused_at=None, updated_at=event.occurred_at_ms)
     )
-    record_history(conn, event, event.data["id"], None, None, {})
+    record_history(conn, event, event.data["id"], None, event.data.get("changedBy"), {})
 
 
 @handles(t.SCHEMA_VERSION_ADDED)

@@ -137,6 +137,15 @@ _INTEGRATION_PAUSED_V2 = _record(
      _opt("messageId"), _opt("code"), _opt("message")],
 )
 
+# v4 / v3 / v2: who changed it (the API credential id, ``worker`` for FAIL_FAST); null on
+# older records, which history shows as unknown.
+_INTEGRATION_STATE_V4 = _record(
+    "IntegrationState", [*_INTEGRATION_STATE_V3["fields"], _opt("changedBy")])
+_INTEGRATION_PAUSED_V3 = _record(
+    "IntegrationPaused", [*_INTEGRATION_PAUSED_V2["fields"], _opt("changedBy")])
+_INTEGRATION_CHANGE_V2 = {name: _record(name, [_f("id", "string"), _opt("changedBy")])
+                          for name in ("IntegrationDeleted", "IntegrationResumed")}
+
 _CONNECTOR_BINDING = {
     "type": "record",
     "name": "ConnectorBinding",
@@ -252,10 +261,15 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
     (t.INTEGRATION_UPDATED, 2): _INTEGRATION_STATE_V2,
     (t.INTEGRATION_CREATED, 3): _INTEGRATION_STATE_V3,
     (t.INTEGRATION_UPDATED, 3): _INTEGRATION_STATE_V3,
+    (t.INTEGRATION_CREATED, 4): _INTEGRATION_STATE_V4,
+    (t.INTEGRATION_UPDATED, 4): _INTEGRATION_STATE_V4,
     (t.INTEGRATION_DELETED, 1): _id_only("IntegrationDeleted"),
+    (t.INTEGRATION_DELETED, 2): _INTEGRATION_CHANGE_V2["IntegrationDeleted"],
     (t.INTEGRATION_PAUSED, 1): _id_only("IntegrationPaused"),
     (t.INTEGRATION_PAUSED, 2): _INTEGRATION_PAUSED_V2,
+    (t.INTEGRATION_PAUSED, 3): _INTEGRATION_PAUSED_V3,
     (t.INTEGRATION_RESUMED, 1): _id_only("IntegrationResumed"),
+    (t.INTEGRATION_RESUMED, 2): _INTEGRATION_CHANGE_V2["IntegrationResumed"],
     (t.INTEGRATION_PROMOTED, 1): _INTEGRATION_PROMOTED_V1,
     (t.INTEGRATION_PROMOTED, 2): _INTEGRATION_PROMOTED_V2,
     (t.INTEGRATION_ROLLED_BACK, 1): _INTEGRATION_ROLLED_BACK,

@@ -308,6 +308,10 @@ def test_history_is_the_audit_log_oldest_first_and_paged(api):
     assert (out_of_qa["toEnvironment"], out_of_qa["target"]["integrationId"]) == (
         "PROD", prod_id)
     assert entries[0]["by"] == "key_acme" and entries[2]["details"]["reason"] == "USER"
+    # every change says who made it: the credential, never a secret
+    assert [e["by"] for e in entries] == ["key_acme"] * 4
+    dev_history = call(api, "GET", f"/v1/integrations/{dev_id}/history", 200)["data"]
+    assert (dev_history[0]["type"], dev_history[0]["by"]) == ("integration.created", "key_acme")
     times = [e["occurredAt"] for e in entries]
     assert times == sorted(times)
 

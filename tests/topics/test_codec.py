@@ -33,17 +33,17 @@ SAMPLES = {
                             "sourceConnectorId": None, "targetConnectorId": "c",
                             "transformationId": None, "transformationVersion": None,
                             "expression": "$", "errorStrategy": "RETRY_3_DLQ", "backoff": None,
-                            "version": 1},
+                            "version": 1, "changedBy": "key_acme"},
     t.INTEGRATION_UPDATED: {"id": "i", "name": "n", "environment": "QA",
                             "sourceConnectorId": "s", "targetConnectorId": "c",
                             "transformationId": "t", "transformationVersion": 2,
                             "expression": None, "errorStrategy": "DLQ",
                             "backoff": {"initialDelayMs": 4000, "maxDelayMs": 3_600_000,
-                                        "multiplier": 1.5}, "version": 2},
-    t.INTEGRATION_DELETED: {"id": "i"},
+                                        "multiplier": 1.5}, "version": 2, "changedBy": None},
+    t.INTEGRATION_DELETED: {"id": "i", "changedBy": "jwt:user-1"},
     t.INTEGRATION_PAUSED: {"id": "i", "reason": "FAIL_FAST", "messageId": "m",
-                           "code": "HTTP_400", "message": "HTTP 400"},
-    t.INTEGRATION_RESUMED: {"id": "i"},
+                           "code": "HTTP_400", "message": "HTTP 400", "changedBy": "worker"},
+    t.INTEGRATION_RESUMED: {"id": "i", "changedBy": "key_acme"},
     t.INTEGRATION_PROMOTED: {
         "id": "i", "fromEnvironment": "QA", "toEnvironment": "PROD", "promotedId": "i2",
         "promotedBy": "apikey:ip_live_abcd", "sourceVersion": 3, "targetVersion": 1,
@@ -139,15 +139,17 @@ def test_v1_transformation_records_already_in_logs_read_as_v2():
     assert upgraded.schema_version == 2 and upgraded.data["targetSchema"] is None
 
 
-@pytest.mark.parametrize("version", [1, 2])
-def test_older_integration_records_read_as_v3_without_a_backoff(version: int):
-    data = {k: v for k, v in SAMPLES[t.INTEGRATION_UPDATED].items() if k != "backoff"}
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_older_integration_records_read_as_v4_without_a_backoff_or_author(version: int):
+    data = {k: v for k, v in SAMPLES[t.INTEGRATION_UPDATED].items()
+            if k not in ("backoff", "changedBy")}
     if version == 1:
         del data["transformationVersion"]
     old = Event(t.INTEGRATION_UPDATED, "acme", "i", data, schema_version=version)
     upgraded = codec.decode(codec.encode(old))
-    assert upgraded.schema_version == 3
+    assert upgraded.schema_version == 4
     assert upgraded.data["backoff"] is None and upgraded.data["errorStrategy"] == "DLQ"
+    assert upgraded.data["changedBy"] is None
 
 
 def test_v1_api_keys_already_in_logs_read_as_live_admin_keys_of_every_environment():
@@ -173,9 +175,9 @@ def test_v1_promotions_already_in_logs_read_as_v2_without_a_state():
 def test_v1_pauses_already_in_logs_read_as_a_users_pause():
     old = Event(t.INTEGRATION_PAUSED, "acme", "i", {"id": "i"}, schema_version=1)
     upgraded = codec.decode(codec.encode(old))
-    assert upgraded.schema_version == 2
+    assert upgraded.schema_version == 3
     assert upgraded.data == {"id": "i", "reason": "USER", "messageId": None, "code": None,
-                             "message": None}
+                             "message": None, "changedBy": None}
 
 
 def test_a_v1_record_is_read_as_v2_with_the_new_field_defaulted(monkeypatch):

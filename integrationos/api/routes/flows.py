@@ -12,7 +12,7 @@ from sqlalchemy import Row
 from starlette.requests import Request
 from starlette.responses import Response
 
-from integrationos.api.context import Platform, platform, tenant
+from integrationos.api.context import Platform, changed_by, platform, tenant
 from integrationos.api.db import fetch_all, live
 from integrationos.api.routes.connectors import canonical_type
 from integrationos.api.routes.integrations import Problems, create_integration, find_connector
@@ -66,7 +66,7 @@ async def create_flow(request: Request) -> Response:
         "sourceConnectorId": source.id,
         "targetConnectorId": target.id,
     }
-    return await create_integration(p, tenant_id, fields)
+    return await create_integration(p, tenant_id, fields, changed_by(request))
 
 
 routes = [resource("/v1/flows", POST=create_flow)]

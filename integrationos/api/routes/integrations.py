@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from integrationos.api import serializers
 from integrationos.api.commands import commit
-from integrationos.api.context import Platform, new_id, platform, tenant
+from integrationos.api.context import Platform, changed_by, new_id, platform, tenant
 from integrationos.api.db import fetch_all, first, get_live, listing, live, page, page_request
 from integrationos.api.errors import ApiError
 from integrationos.api.routes.connectors import role_problems
@@ -141,7 +141,8 @@ async def _respond(p: Platform, tenant_id: str, integration_id: str, status: int
     return JSONResponse(serializers.integration(row), status_code=status)
 
 
-async def create_integration(p: Platform, tenant_id: str, fields: dict[str, Any]) -> JSONResponse:
+async def create_integration(p: Platform, tenant_id: str, fields: dict[str, Any],
+                             author: str | None) -> JSONResponse:
     """Shared by ``POST /v1/integrations`` and ``POST /v1/flows``: check, append, answer 201."""
     transformation_id, expression = fields.get("transformationId"), fields.get("expression")
     _one_mapping(transformation_id, expression)
@@ -166,7 +167,7 @@ async def create_integration(p: Platform, tenant_id: str, fields: dict[str, Any]
             "transformationId": transformation_id, "transformationVersion": pinned,
             "expression": expression,
             "errorStrategy": fields.get("errorStrategy", DEFAULT_ERROR_STRATEGY),
-            "backoff": backoff, "version": 1,
+            "backoff": backoff, "version": 1, "changedBy": author,
         }
         await commit(p, Event(t.INTEGRATION_CREATED, tenant_id, integration_id, data))
     return await _respond(p, tenant_id, integration_id, 201)
@@ -174,7 +175,8 @@ async def create_integration(p: Platform, tenant_id: str, fields: dict[str, Any]
 
 async def post_integration(request: Request) -> Response:
     body = await parse_body(request, INTEGRATION_CREATE)
-    return await create_integration(platform(request), tenant(request), body)
+    return await create_integration(platform(request), tenant(request), body,
+                                    changed_by(request))
 
 
 async def list_integrations(request: Request) -> Response:
@@ -229,7 +231,7 @@ async def update_integration(request: Request) -> Response:
         data = {"id": integration_id, "name": name, "environment": row.environment, **state,
                 "errorStrategy": body.get("errorStrategy", row.error_strategy),
                 "backoff": backoff if "backoff" in body else serializers.backoff(row),
-                "version": row.version + 1}
+                "version": row.version + 1, "changedBy": changed_by(request)}
         await commit(p, Event(t.INTEGRATION_UPDATED, tenant_id, integration_id, data))
     return await _respond(p, tenant_id, integration_id)
 
@@ -239,7 +241,7 @@ async def delete_integration(request: Request) -> Response:
     async with p.write_lock(tenant_id):
         await get_live(p.engine, integrations, "integration", tenant_id, integration_id)
         await commit(p, Event(t.INTEGRATION_DELETED, tenant_id, integration_id,
-                              {"id": integration_id}))
+                              {"id": integration_id, "changedBy": changed_by(request)}))
     return Response(status_code=204)
 
 
@@ -250,8 +252,8 @@ async def _set_run_state(request: Request, event_type: str, wanted: str,
     async with p.write_lock(tenant_id):
         row = await get_live(p.engine, integrations, "integration", tenant_id, integration_id)
         if row.status != wanted:
-            await commit(p, Event(event_type, tenant_id, integration_id,
-                                  {"id": integration_id, **data}))
+            await commit(p, Event(event_type, tenant_id, integration_id, {
+                "id": integration_id, "changedBy": changed_by(request), **data}))
     return await _respond(p, tenant_id, integration_id)
 
 
