@@ -33,4 +33,4 @@ fi
 .venv/bin/integrationos kafka start
 trap '.venv/bin/integrationos kafka stop' EXIT
 .venv/bin/ruff check integrationos tests
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@"

@@ -231,12 +231,21 @@ def count_messages(settings: Settings, status: str | None = None) -> int:
 MAPPING = '{"FirstName": $substringBefore($.nome_completo, " "), "Email": $.email}'
 
 
+def _unmetered_tenant(producer: LogProducer, topic: str, tenant: str = "acme") -> None:
+    """The tenant as an Enterprise one (no monthly message quota): the engine tests send
+    more than a Free tenant's 10,000 messages (the chaos test 20,000; benchmarks more), and
+    a tenant nobody created gets Free's limits. Quotas are tested on their own."""
+    producer.append_sync(topic, Event(t.TENANT_CREATED, tenant, tenant, {
+        "id": tenant, "name": tenant, "plan": "enterprise"}))
+
+
 def configure_flow(settings: Settings, target_url: str, strategy: str = "RETRY_3_DLQ",
                    expression: str = MAPPING, backoff: dict[str, Any] | None = None) -> None:
     """Append a connector and an integration to the config log; wait until projected."""
     vault = CredentialVault.from_settings(settings)
     producer = LogProducer(settings.kafka_bootstrap)
     topic = CONFIG.name(settings.topic_prefix)
+    _unmetered_tenant(producer, topic)
     producer.append_sync(topic, Event(t.CONNECTOR_CREATED, "acme", "con_1", {
         "id": "con_1", "name": "target", "connectorType": "HTTP",
         "configJson": json.dumps({"url": target_url}),
@@ -360,6 +369,7 @@ def configure_kafka_to_kafka(settings: Settings, source_topic: str, target_topic
     between them, appended to the config log; waits until the integration is projected."""
     producer = LogProducer(settings.kafka_bootstrap)
     topic = CONFIG.name(settings.topic_prefix)
+    _unmetered_tenant(producer, topic)
     producer.append_sync(topic, Event(t.CONNECTOR_CREATED, "acme", "con_src", {
         "id": "con_src", "name": "source", "connectorType": "KAFKA",
         "configJson": json.dumps({"topic": source_topic}), "credentials": None, "version": 1}))
