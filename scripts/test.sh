@@ -32,5 +32,5 @@ else
 fi
 .venv/bin/integrationos kafka start
 trap '.venv/bin/integrationos kafka stop' EXIT
-.venv/bin/ruff check integrationos tests
+.venv/bin/ruff check integrationos tests bench
 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@"
