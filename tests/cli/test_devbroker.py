@@ -26,7 +26,8 @@ def test_start_twice_stop_twice_and_nothing_is_left(tmp_path: Path, kafka_bootst
         assert (broker.log_dirs / "meta.properties").exists()
         assert "auto.create.topics.enable=false" in broker.config_file.read_text()
     finally:
-        assert broker.stop().startswith("stopped")
+        stopped = broker.stop()  # no assert here: it would hide why the block above failed
+    assert stopped.startswith("stopped"), stopped
     assert broker.stop() == "not running"
     assert broker.status() == "stopped" and not broker.answers()
     with pytest.raises(ProcessLookupError):
