@@ -9,27 +9,21 @@ export IOS_DATA_DIR="${IOS_DATA_DIR:-$PWD/.integrationos-test}"
 export IOS_KAFKA_BOOTSTRAP="${IOS_KAFKA_BOOTSTRAP:-127.0.0.1:19092}"
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || (apt-get update -qq && \
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server)  # for the SFTP tests
-if PG_URL="$(.ci/postgres.sh)"; then
-  export IOS_TEST_POSTGRES_URL="$PG_URL"
-elif [ -n "${CI:-}" ]; then
-  echo "PostgreSQL could not be started" >&2; exit 1
-else
-  echo "PostgreSQL could not be started: the PostgreSQL variants of the tests are skipped" >&2
-fi
-if MARIADB_URL="$(.ci/mariadb.sh)"; then
-  export IOS_TEST_MARIADB_URL="$MARIADB_URL"
-elif [ -n "${CI:-}" ]; then
-  echo "MariaDB could not be started" >&2; exit 1
-else
-  echo "MariaDB could not be started: the MariaDB variants of the tests are skipped" >&2
-fi
-if REDIS_URL="$(.ci/redis.sh)"; then
-  export IOS_TEST_REDIS_URL="$REDIS_URL"
-elif [ -n "${CI:-}" ]; then
-  echo "Redis could not be started" >&2; exit 1
-else
-  echo "Redis could not be started: the shared rate-limit tests are skipped" >&2
-fi
+# start_server NAME VARIABLE SCRIPT: run SCRIPT (it prints the server's URL) and export the
+# URL as VARIABLE. CI must have every server; elsewhere the tests needing a missing one skip.
+start_server() {
+  local url
+  if url="$("$3")"; then
+    export "$2=$url"
+  elif [ -n "${CI:-}" ]; then
+    echo "$1 could not be started" >&2; exit 1
+  else
+    echo "$1 could not be started: the tests that need it are skipped" >&2
+  fi
+}
+start_server PostgreSQL IOS_TEST_POSTGRES_URL .ci/postgres.sh
+start_server MariaDB IOS_TEST_MARIADB_URL .ci/mariadb.sh
+start_server Redis IOS_TEST_REDIS_URL .ci/redis.sh
 .venv/bin/integrationos kafka start
 trap '.venv/bin/integrationos kafka stop' EXIT
 .venv/bin/ruff check integrationos tests bench
