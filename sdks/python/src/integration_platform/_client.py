@@ -14,7 +14,14 @@ from typing import Any, Callable, Optional, TypeVar, Union
 
 import httpx
 
-from integration_platform._core import Call, Config, finish, new_request_id, request_arguments
+from integration_platform._core import (
+    NOT_GIVEN,
+    Call,
+    Config,
+    finish,
+    new_request_id,
+    request_arguments,
+)
 from integration_platform._errors import APIConnectionError
 from integration_platform._models import StreamResult
 from integration_platform._pagination import AsyncPager, Page, SyncPager, page_parser
@@ -50,6 +57,13 @@ class BaseClient:
         self.usage = UsageResource(self)
         self.api_keys = ApiKeys(self)
 
+    def request(self, method: str, path: str, *, json: Any = NOT_GIVEN,
+                params: Optional[dict[str, Any]] = None) -> Any:
+        """Any API route the resources do not wrap yet (``/v1/schemas``, ``/v1/lookups``,
+        ...): the decoded JSON answer (None for 204), with the same credentials, retries
+        (by method) and exceptions."""
+        return self._execute(Call(method.upper(), path, _decoded, params=params, json=json))
+
     def _execute(self, call: Call[Any]) -> Any:
         raise NotImplementedError
 
@@ -65,6 +79,10 @@ class BaseClient:
     def _page_call(path: str, params: dict[str, Any], cursor: Optional[str],
                    item: Callable[[dict[str, Any]], Any]) -> Call[Page[Any]]:
         return Call("GET", path, page_parser(item), params={**params, "cursor": cursor})
+
+
+def _decoded(response: httpx.Response) -> Any:
+    return response.json() if response.content else None
 
 
 def _accepted_ids(answer: Any) -> list[str]:
