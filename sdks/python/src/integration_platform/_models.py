@@ -211,3 +211,6 @@ class Record(Model):
 
     def __getitem__(self, key: str) -> Any:
         return self.extra[key]
+
+    def __repr__(self) -> str:
+        return f"Record({self.extra!r})"

@@ -35,11 +35,11 @@ class RetryPolicy:
     max_delay: float = 8.0
     max_wait: float = 60.0
     """The longest ``Retry-After`` or rate-limit reset worth waiting for."""
-    random: Callable[[], float] = random.random
+    jitter: Callable[[], float] = random.random
     clock: Callable[[], float] = time.time
 
     def backoff(self, attempt: int) -> float:
-        return self.random() * min(self.max_delay, self.initial_delay * (2 ** attempt))
+        return self.jitter() * min(self.max_delay, self.initial_delay * (2 ** attempt))
 
     def after_error(self, retryable: bool, attempt: int, error: Exception) -> Optional[float]:
         """Seconds to wait before retrying after a transport ``error``, or None to give up."""
