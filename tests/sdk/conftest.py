@@ -5,26 +5,27 @@ own pyproject, and the project's venv does not install it."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.sdk.fake_api import FakeApi
 
 SDK_SRC = Path(__file__).resolve().parents[2] / "sdks" / "python" / "src"
 if str(SDK_SRC) not in sys.path:
     sys.path.insert(0, str(SDK_SRC))
 
 
-import pytest  # noqa: E402  (after the path set-up above)
-
-from tests.sdk.fake_api import FakeApi  # noqa: E402
-
-
 @pytest.fixture
-def fake():
+def fake() -> Iterator[FakeApi]:
     api = FakeApi().start()
     yield api
     api.stop()
 
 
-class Sleeps(list):
+class Sleeps(list[float]):
     """Records the SDK's waits instead of waiting."""
 
     def __call__(self, seconds: float) -> None:
@@ -37,7 +38,8 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-def client(fake, sleeps):
+def client(fake: FakeApi, sleeps: Sleeps) -> Iterator[Any]:
+    """The blocking client on the fake API, waiting for nothing."""
     from integration_platform import IntegrationPlatform
 
     with IntegrationPlatform(api_key="ip_test_k", tenant_id="acme", base_url=fake.url,
