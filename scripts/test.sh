@@ -27,4 +27,5 @@ start_server Redis IOS_TEST_REDIS_URL .ci/redis.sh
 .venv/bin/integrationos kafka start
 trap '.venv/bin/integrationos kafka stop' EXIT
 .venv/bin/ruff check integrationos tests bench
+.venv/bin/ruff check --config sdks/python/pyproject.toml sdks/python  # the SDK: Python 3.9 rules
 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@"

@@ -14,6 +14,7 @@ from integrationos.api.auth import ApiKeyAuth
 from integrationos.api.context import Platform
 from integrationos.api.errors import EXCEPTION_HANDLERS
 from integrationos.api.ratelimit import COUNTER_STATE_KEY, RateLimit, counter_for
+from integrationos.api.request_id import RequestId
 from integrationos.api.routes import (
     api_keys,
     connectors,
@@ -102,8 +103,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=ROUTES,
-        # Outermost first: authentication, then the rate limit of the credential it found.
-        middleware=[Middleware(ApiKeyAuth, prefix="/v1/", public=PUBLIC_PATHS),
+        # Outermost first: the request id (on every answer, refusals included), then
+        # authentication, then the rate limit of the credential it found.
+        middleware=[Middleware(RequestId),
+                    Middleware(ApiKeyAuth, prefix="/v1/", public=PUBLIC_PATHS),
                     Middleware(RateLimit)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

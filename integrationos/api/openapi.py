@@ -183,7 +183,9 @@ _MESSAGES = (
     Operation("sendMessage", "POST /v1/integrations/{id}/messages", "Send a message", 202,
               "MessageAccepted", "MessagePayload", (400, 409, 413, 422, 503),
               "The body is the payload. Optional header X-Message-Key: messages with one key "
-              "are processed in order (default: the message id). 202 once the log has it. 429 "
+              "are processed in order (default: the message id). 202 once the log has it. An "
+              "application/x-ndjson body is one message per line -> {messageIds, count, "
+              "status} (422 naming every bad line, nothing accepted). 429 "
               "QUOTA_EXCEEDED once the month's message quota is used up."),
     Operation("getMessage", "GET /v1/messages/{id}", "Get a message and its history", 200,
               "Message",
