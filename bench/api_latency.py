@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.live import LivePlatform, live_platform, run_in_process
+from bench.live import BENCH_REQUESTS_PER_MINUTE, LivePlatform, live_platform, run_in_process
 from bench.load import Load, generate
 from integrationos.api.auth import hash_key
 from integrationos.store.database import open_database
@@ -60,6 +60,10 @@ def _seed(database_url: str) -> None:
     the worker would (no worker runs during the measurement)."""
     events = [
         Event(t.TENANT_CREATED, TENANT, TENANT, {"id": TENANT, "name": TENANT, "plan": "pro"}),
+        # What is measured is the API, not the plan's rate limit (Pro: 300 requests/min).
+        Event(t.TENANT_PLAN_CHANGED, TENANT, TENANT, {
+            "id": TENANT, "plan": "pro", "messagesPerMonth": None, "connectors": None,
+            "retentionDays": None, "requestsPerMinute": BENCH_REQUESTS_PER_MINUTE}),
         Event(t.API_KEY_ISSUED, TENANT, "key_bench", {
             "keyId": "key_bench", "keyHash": hash_key(KEY), "prefix": KEY[:12], "name": "b"}),
         Event(t.TRANSFORMATION_CREATED, TENANT, "trf_bench", {
@@ -109,6 +113,9 @@ def _summary(rows: list[dict[str, Any]], clients: int) -> str:
         parts.append(f"{load}: {met} of {len(measured)} endpoints meet p95 < 10 ms at "
                      f"{clients} clients, worst p95 {worst['p95_ms']} ms "
                      f"({worst['endpoint']}, {worst['p95_vs_baseline']}x the baseline's)")
+    failed = [f"{r['endpoint']} ({r['load']}): {r['errors']}" for r in rows if r["errors"]]
+    if failed:  # latencies of refusals measure nothing: say so where it is read
+        parts.append("INVALID, requests failed: " + ", ".join(failed))
     return "; ".join(parts)
 
 
