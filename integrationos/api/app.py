@@ -15,12 +15,14 @@ from integrationos.api.context import Platform
 from integrationos.api.errors import EXCEPTION_HANDLERS
 from integrationos.api.ratelimit import COUNTER_STATE_KEY, RateLimit, counter_for
 from integrationos.api.routes import (
+    alerts,
     api_keys,
     connectors,
     dlq,
     environments,
     flows,
     integration_audit,
+    integration_metrics,
     integrations,
     lookups,
     messages,
@@ -56,6 +58,7 @@ ROUTES = [
     *integrations.routes,
     *promotion.routes,
     *integration_audit.routes,
+    *integration_metrics.routes,
     *test_cases.routes,
     *flows.routes,
     *sandbox.routes,
@@ -68,6 +71,7 @@ ROUTES = [
     *environments.routes,
     *usage.routes,
     *api_keys.routes,
+    *alerts.routes,
 ]
 
 

@@ -139,7 +139,7 @@ class AlertEvaluator:
 
     async def _fire(self, rule: _Rule, reading: Reading) -> None:
         row, condition = rule.row, rule.condition
-        alert_id = f"alr_{uuid.uuid4().hex[:24]}"
+        alert_id = f"alt_{uuid.uuid4().hex[:24]}"
         await self._append(Event(t.ALERT_FIRED, row.tenant_id, row.id, {
             "alertId": alert_id, "ruleId": row.id, "ruleName": row.name,
             "severity": row.severity, "conditionType": condition["type"],
