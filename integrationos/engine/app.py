@@ -143,7 +143,11 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
     async def evaluate_alerts() -> None:
         """Only on the worker that holds the alerts topic's one partition (and projects
         it): the group gives it to exactly one of them."""
-        if alerts_partition in app.consumer.assignment():
+        try:
+            holder = alerts_partition in app.consumer.assignment()
+        except Exception:  # not started or rebalancing: a timer that raised would stop
+            holder = False  # the worker, and the next tick asks again
+        if holder:
             await runtime.alerts.tick()
 
     @app.agent(raw_topic(INGEST.name(prefix)), name="run_pipeline")
