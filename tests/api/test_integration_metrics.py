@@ -15,13 +15,7 @@ from integrationos.topics.envelope import Event
 from tests.api.conftest import ACME, GLOBEX, assert_error
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path, topic_prefix):
-    from tests.conftest import fresh_postgres_database
-
-    if request.param == "postgresql":
-        return fresh_postgres_database(topic_prefix)
-    return f"sqlite:///{tmp_path / 'data' / 'integrationos.db'}"
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 
 @pytest.fixture

@@ -85,6 +85,7 @@ def _events(receiver: WebhookReceiver, secrets: dict[str, str], alert_id: str) -
     return [b["event"] for b in receiver.verified(secrets) if b["alert"]["id"] == alert_id]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_each_condition_fires_and_resolves_and_notifies(fast_alerts, api_server, tenant, smtp):
     tenant_id, key = tenant
     refusing, accepting = RecordingTarget(status=400), RecordingTarget(status=200)
