@@ -14,7 +14,6 @@ from integrationos.topics import event_types as t
 from integrationos.topics.envelope import Event
 from tests.api.conftest import ACME, GLOBEX, assert_error
 
-
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 
