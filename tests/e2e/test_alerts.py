@@ -14,9 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from integrationos.cli.tenants import change_plan
 from integrationos.settings import Settings
+from integrationos.store.database import open_database
+from integrationos.store.rebuild import rebuild
+from integrationos.store.tables import alert_notifications, alert_rules, alerts
+from integrationos.topics.catalog import ALERTS, CONFIG
 from integrationos.webhook_signatures import SIGNATURE_HEADER, InvalidSignature, verify
 from tests.smtp_server import SmtpServer, self_signed_certificate
 from tests.support import RecordingTarget, WorkerProcess, _Server, wait_for
@@ -250,9 +255,10 @@ def test_each_condition_fires_and_resolves_and_notifies(fast_alerts, api_server,
             server.close()
 
 
-def test_one_of_two_workers_evaluates(fast_alerts, api_server, tenant, worker):
+def test_one_of_two_workers_evaluates(fast_alerts, api_server, tenant, worker, tmp_path):
     """Two workers in the group: the one holding the alerts partition evaluates; each state
-    change is notified once, not once per worker."""
+    change is notified once, not once per worker. Then the alert tables are rebuilt from
+    the log."""
     tenant_id, key = tenant
     second = WorkerProcess(fast_alerts, worker_id="worker-2")
     second.start()
@@ -279,3 +285,25 @@ def test_one_of_two_workers_evaluates(fast_alerts, api_server, tenant, worker):
         api.close()
         hooks.close()
         second.stop()
+    worker.stop()
+    _rebuilt_alert_tables_equal_the_live_ones(tmp_path)
+
+
+def _rebuilt_alert_tables_equal_the_live_ones(tmp_path) -> None:
+    """The alert tables are projections like the others: the log rebuilds them."""
+    settings = Settings.from_env()
+    tables = (alert_rules, alerts, alert_notifications)
+
+    def dump(engine) -> dict[str, list[tuple]]:
+        with engine.connect() as conn:
+            return {t.name: sorted(tuple(r) for r in conn.execute(select(t))) for t in tables}
+
+    live = open_database(settings.database_url)
+    expected = dump(live)
+    live.dispose()
+    assert expected["alerts"] and expected["alert_notifications"]
+    rebuilt = open_database(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+    rebuild(rebuilt, settings.kafka_bootstrap,
+            [spec.name(settings.topic_prefix) for spec in (CONFIG, ALERTS)])
+    assert dump(rebuilt) == expected
+    rebuilt.dispose()
