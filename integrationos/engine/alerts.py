@@ -7,10 +7,11 @@ notification with its outcome (engine/alert_notify.py).
 One worker evaluates: the one the group assigned partition 0 of the single-partition alerts
 topic (engine/app.py checks before each tick), the way Faust's own leader election works
 with its leader topic. That worker also projects the topic, and before each tick it waits
-until its previous events are in the ``alerts`` table, so what it decides from the table
-(is this rule's alert already firing? when was it last notified?) includes what it did
-last time: notifications go out on a state change, and again while an alert stays firing
-only once its rule's repeat interval has passed since the last one.
+until the ``alerts`` table holds the topic up to its end, so what it decides from the table
+(is this rule's alert already firing? when was it last notified?) includes what it, or the
+worker that evaluated before it, did last time: notifications go out on a state change,
+and again while an alert stays firing only once its rule's repeat interval has passed
+since the last one.
 """
 
 from __future__ import annotations
@@ -66,17 +67,15 @@ class AlertEvaluator:
         self._notifier = Notifier(engine, vault)
         self._last_offset = -1  # of the last event this evaluator appended
 
-    @property
-    def topic(self) -> str:
-        return self._topic
-
-    async def tick(self) -> None:
-        """One evaluation of every rule; a failure is logged and the next tick tries again
-        (a timer that raises would stop the worker)."""
+    async def tick(self, log_end: int) -> None:
+        """One evaluation of every rule, once the alerts table holds the topic up to
+        ``log_end`` (its end offset now): after a takeover, what the previous evaluator
+        appended counts too. A failure is logged and the next tick tries again (a timer that
+        raises would stop the worker)."""
         try:
-            if not await self._caught_up():
-                log.warning("alerts: the projection is behind this evaluator's own events; "
-                            "skipping this evaluation")
+            if not await self._caught_up(max(log_end, self._last_offset + 1)):
+                log.warning("alerts: the alerts projection is behind the topic; skipping "
+                            "this evaluation")
                 return
             rules, firing = await asyncio.to_thread(self._load)
             limit = asyncio.Semaphore(CONCURRENT_READINGS)
@@ -95,10 +94,11 @@ class AlertEvaluator:
         except Exception:
             log.exception("alert evaluation failed; trying again at the next tick")
 
-    async def _caught_up(self) -> bool:
+    async def _caught_up(self, next_offset: int) -> bool:
+        """Wait (bounded) until the alerts table has every event before ``next_offset``."""
         deadline = time.monotonic() + PROJECTION_WAIT_SECONDS
         while await asyncio.to_thread(applied_through, self._engine, self._topic, 0
-                                      ) <= self._last_offset:
+                                      ) < next_offset:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.05)
@@ -161,7 +161,7 @@ class AlertEvaluator:
         """Send ``kind`` to every channel once the alert's latest event is in the table (the
         notification shows the alert as the API does), and record each outcome."""
         channels = rule.channels
-        if not channels or not await self._caught_up():
+        if not channels or not await self._caught_up(self._last_offset + 1):
             return
         row = await asyncio.to_thread(self._alert_row, alert_id)
         if row is None:

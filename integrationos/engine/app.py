@@ -144,11 +144,12 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         """Only on the worker that holds the alerts topic's one partition (and projects
         it): the group gives it to exactly one of them."""
         try:
-            holder = alerts_partition in app.consumer.assignment()
+            if alerts_partition not in app.consumer.assignment():
+                return
+            log_end = (await app.consumer.highwaters(alerts_partition))[alerts_partition]
         except Exception:  # not started or rebalancing: a timer that raised would stop
-            holder = False  # the worker, and the next tick asks again
-        if holder:
-            await runtime.alerts.tick()
+            return  # the worker, and the next tick asks again
+        await runtime.alerts.tick(log_end)
 
     @app.agent(raw_topic(INGEST.name(prefix)), name="run_pipeline")
     async def run_pipeline(stream: faust.StreamT) -> None:
