@@ -9,8 +9,8 @@ Conditions are the JSON the API validated (api/routes/alert_rules.py):
 - ``ERROR_RATE``: of the messages received in the last ``windowSeconds`` that finished
   (delivered, dead-lettered or failed), more than ``thresholdPercent`` errored, once at least
   ``minMessages`` finished (so one failure of one message does not page).
-- ``NO_TRAFFIC``: the integration received nothing for ``silenceSeconds`` (counted from the
-  rule's last change when it never received anything since).
+- ``NO_TRAFFIC``: the integration received nothing for ``silenceSeconds``, counted from the
+  later of its last message and the rule's last change (a new rule does not fire at once).
 - ``CONNECTOR_DOWN``: the connector's health test (as ``POST /v1/connectors/{id}/test``)
   answers DOWN.
 - ``QUOTA``: the month's messages reached ``thresholdPercent`` of the plan's quota
