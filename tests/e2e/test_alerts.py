@@ -7,9 +7,7 @@ two workers evaluates."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -24,51 +22,10 @@ from integrationos.store.tables import alert_notifications, alert_rules, alerts
 from integrationos.topics.catalog import ALERTS, CONFIG
 from integrationos.webhook_signatures import SIGNATURE_HEADER, InvalidSignature, verify
 from tests.smtp_server import SmtpServer, self_signed_certificate
-from tests.support import RecordingTarget, WorkerProcess, _Server, wait_for
+from tests.support import RecordingTarget, WorkerProcess, wait_for
+from tests.webhook_receiver import WebhookReceiver
 
 INTERVAL = "1"  # IOS_ALERT_INTERVAL_SECONDS: an evaluation a second keeps the test short
-
-
-class WebhookReceiver:
-    """A real HTTP server that keeps each POST's raw body and headers, answering ``status``."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver._lock:
-                    receiver.requests.append((dict(self.headers), body))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                return None
-
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts?token=kept-out-of-logs"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def verified(self, secrets: dict[str, str]) -> list[dict[str, Any]]:
-        """Every request, each checked with the helper receivers use and the secret of the
-        rule it says it is from (``secrets``: rule id -> secret)."""
-        with self._lock:
-            received = list(self.requests)
-        bodies = []
-        for headers, body in received:
-            claimed = json.loads(body)
-            verify(secrets[claimed["alert"]["ruleId"]], body, headers.get(SIGNATURE_HEADER))
-            bodies.append(claimed)
-        return bodies
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
