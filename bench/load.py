@@ -33,6 +33,11 @@ class Load:
     stamp: bool = False
     """Add ``seq`` and ``sentAt`` (epoch seconds) to each (object) body: the target
     measures end-to-end latency from it."""
+    rate: float | None = None
+    """Paced: start requests on a fixed schedule of ``rate`` per second in all (the
+    ``clients`` share it) instead of as fast as answers come back. Latency is then taken
+    from each request's scheduled start, so a server that falls behind the schedule is
+    charged for the wait (no coordinated omission)."""
 
 
 @dataclass
@@ -76,18 +81,22 @@ async def generate(load: Load) -> Outcome:
 
         async def client() -> None:
             while (seq := take()) is not None:
-                await _one(session, load, seq, outcome)
+                scheduled = time.perf_counter()
+                if load.rate:
+                    scheduled = started + seq / load.rate
+                    await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+                await _one(session, load, seq, outcome, scheduled)
 
         await asyncio.gather(*(client() for _ in range(load.clients)))
         outcome.seconds = time.perf_counter() - started
     return outcome
 
 
-async def _one(session: aiohttp.ClientSession, load: Load, seq: int, outcome: Outcome) -> None:
+async def _one(session: aiohttp.ClientSession, load: Load, seq: int, outcome: Outcome,
+               started: float) -> None:
     body = load.body
     if load.stamp:
         body = {**body, "seq": seq, "sentAt": time.time()}
-    started = time.perf_counter()
     try:
         async with session.request(load.method, load.path, json=body) as response:
             await response.read()

@@ -61,11 +61,14 @@ class MessageQuota:
 
     The projected count is read at most once per ``CACHE_SECONDS`` per tenant (a database
     read per message would cost more than the message); messages admitted here since then
-    are added to it."""
+    are added to it. The messages of a batch run concurrently, so when the view expires
+    they all find it stale at once: one read serves them all (before, each made its own,
+    and the quota reads were a third of a loaded worker's time: docs/performance.md)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._seen: dict[str, _Seen] = {}
+        self._reading: dict[str, asyncio.Task[QuotaState]] = {}
 
     async def admit(self, tenant: str) -> QuotaState | None:
         """``None`` if the message may go on (and is counted here), else the state that
@@ -74,9 +77,9 @@ class MessageQuota:
         month = month_of(int(now * 1000))
         seen = self._seen.get(tenant)
         if _stale(seen, month, now):
-            state = await asyncio.to_thread(quota_state, self._engine, tenant)
-            # Messages of other keys run concurrently: keep a view one of them stored while
-            # this one read, or what they admitted into it would be forgotten.
+            state = await self._read(tenant)
+            # The first message back from the read stores the view; the others that waited
+            # on the same read keep it, with what was admitted into it meanwhile.
             seen = self._seen.get(tenant)
             if _stale(seen, month, now):
                 seen = self._seen[tenant] = _Seen(state, month, now)
@@ -87,6 +90,16 @@ class MessageQuota:
             return current
         seen.admitted += 1
         return None
+
+    async def _read(self, tenant: str) -> QuotaState:
+        """The projected state, read once however many messages ask at the same time."""
+        reading = self._reading.get(tenant)
+        if reading is None:
+            reading = asyncio.ensure_future(asyncio.to_thread(quota_state, self._engine,
+                                                              tenant))
+            self._reading[tenant] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(tenant, None))
+        return await asyncio.shield(reading)
 
 
 def _stale(seen: _Seen | None, month: str, now: float) -> bool:

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime
 import io
 import json
 import logging
-import threading
 import time
 import uuid
 from decimal import Decimal
@@ -46,6 +44,7 @@ from integrationos.connectors.base import (
 )
 from integrationos.connectors.templates import Templates
 from integrationos.settings import Settings
+from integrationos.topics.delivery import ReportPoller
 
 MESSAGE_TIMEOUT_MS = 30_000
 _log = logging.getLogger(__name__)
@@ -402,13 +401,7 @@ class _AsyncProducer:
     def __init__(self, config: dict[str, Any]) -> None:
         self._producer = Producer(config)
         self.broken = False
-        self._stopping = threading.Event()
-        self._poller = threading.Thread(target=self._poll_forever, daemon=True)
-        self._poller.start()
-
-    def _poll_forever(self) -> None:
-        while not self._stopping.is_set():
-            self._producer.poll(0.05)
+        self._reports = ReportPoller(self._producer)
 
     async def produce(
         self, topic: str, *, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
@@ -420,8 +413,7 @@ class _AsyncProducer:
             if err is not None and err.fatal():
                 self.broken = True
             outcome = classify_error(err, topic) if err is not None else msg
-            with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
-                loop.call_soon_threadsafe(_settle, future, outcome)
+            self._reports.settle_later(loop, future, outcome)
 
         while True:
             try:
@@ -441,8 +433,7 @@ class _AsyncProducer:
 
     def abandon(self) -> None:
         """Stop polling without flushing (after a fatal error nothing more will be sent)."""
-        self._stopping.set()
-        self._poller.join(1)
+        self._reports.stop(1)
 
 
 def _read_avro(raw: bytes, schema: Any) -> Any:
@@ -464,15 +455,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal | uuid.UUID):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _settle(future: asyncio.Future[Message], outcome: Message | ConnectorError) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, ConnectorError):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
 
 
 def classify_error(err: KafkaError, topic: str) -> ConnectorError:

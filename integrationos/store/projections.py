@@ -20,6 +20,13 @@ from integrationos.store.integration_audit import (
     record_version,
     remember_bindings,
 )
+from integrationos.store.message_runs import (
+    LIFECYCLE_TYPES,
+    apply_run,
+    message_event_row,
+    new_message_row,
+    settle,
+)
 from integrationos.store.tables import (
     api_keys,
     connectors,
@@ -45,9 +52,6 @@ from integrationos.topics.envelope import Event
 
 Handler = Callable[[Connection, Event], None]
 _HANDLERS: dict[str, Handler] = {}
-
-TERMINAL_STATUSES = frozenset({"DELIVERED", "DEAD_LETTERED", "DISCARDED"})
-
 
 def handles(*types: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
@@ -409,67 +413,30 @@ def _record_message_event(conn: Connection, event: Event) -> bool:
     ).first()
     if seen:
         return False
-    conn.execute(insert(message_events).values(
-        event_id=event.event_id, message_id=event.data["messageId"], tenant_id=event.tenant,
-        event_type=event.type, occurred_at=event.occurred_at_ms,
-        data_json=json.dumps(event.data, ensure_ascii=False),
-    ))
+    conn.execute(insert(message_events).values(**message_event_row(event)))
     return True
 
 
 def _set_message(conn: Connection, event: Event, status: str, **values: Any) -> None:
-    """Move a message to ``status``; a terminal status only yields to another terminal one,
-    so a duplicate early event (re-delivery after a crash) never regresses it."""
+    """Move a message to ``status`` (message_runs.settle says what a terminal status keeps)."""
     current = conn.execute(
         select(messages.c.status).where(messages.c.id == event.data["messageId"])
     ).first()
     if current is None:
-        conn.execute(insert(messages).values(
-            id=event.data["messageId"], tenant_id=event.tenant,
-            integration_id=event.data.get("integrationId"), status=status, attempts=0,
-            source=values.pop("source", "unknown"), received_at=event.occurred_at_ms,
-            updated_at=event.occurred_at_ms, **values,
-        ))
+        conn.execute(insert(messages).values(**new_message_row(event, status, values)))
         return
-    if current.status in TERMINAL_STATUSES and status not in TERMINAL_STATUSES:
-        values = {k: v for k, v in values.items() if k in ("payload_json", "output_json")}
-    else:
-        values["status"] = status
     values.pop("source", None)
     conn.execute(
         update(messages).where(messages.c.id == event.data["messageId"])
-        .values(updated_at=event.occurred_at_ms, **values)
+        .values(updated_at=event.occurred_at_ms, **settle(current.status, status, values))
     )
 
 
-@handles(t.MESSAGE_RECEIVED)
-def _message_received(conn: Connection, event: Event) -> None:
-    if _record_message_event(conn, event):
-        d = event.data
-        usage.on_received(conn, event)
-        _set_message(conn, event, "RECEIVED", source=d["source"][:400],
-                     message_key=None if d["key"] is None else d["key"][:400],
-                     payload_json=d["payloadJson"])
-
-
-@handles(t.MESSAGE_TRANSFORMED)
-def _message_transformed(conn: Connection, event: Event) -> None:
-    if _record_message_event(conn, event):
-        _set_message(conn, event, "TRANSFORMED", output_json=event.data["outputJson"])
-
-
-@handles(t.MESSAGE_DELIVERED)
-def _message_delivered(conn: Connection, event: Event) -> None:
-    if _record_message_event(conn, event):
-        _set_message(conn, event, "DELIVERED", attempts=event.data["attempt"])
-
-
-@handles(t.MESSAGE_FAILED)
-def _message_failed(conn: Connection, event: Event) -> None:
-    if _record_message_event(conn, event):
-        d = event.data
-        _set_message(conn, event, "FAILED", attempts=d["attempt"], last_error_code=d["code"],
-                     last_error_message=d["message"])
+@handles(*LIFECYCLE_TYPES)
+def _message_lifecycle(conn: Connection, event: Event) -> None:
+    """Received, transformed, delivered, failed: the projector applies these in runs
+    (store/message_runs.py); one on its own is a run of one."""
+    apply_run(conn, [event])
 
 
 @handles(t.MESSAGE_DEAD_LETTERED)

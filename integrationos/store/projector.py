@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from integrationos.store.message_runs import LIFECYCLE_TYPES, apply_run
 from integrationos.store.projections import apply_event
 from integrationos.store.tables import projection_offsets
 from integrationos.topics import codec
@@ -37,7 +38,8 @@ class Projector:
     def apply(self, records: Iterable[LogRecord]) -> int:
         """Apply what has not been applied yet; return how many records were applied.
 
-        The batch is first applied in one plain transaction. Only if the tables refuse an
+        The batch is first applied in one plain transaction, consecutive message lifecycle
+        events together (store/message_runs.py). Only if the tables refuse an
         event is it rolled back and applied again with a savepoint per event, so the refused
         event is skipped alone: two statements (SAVEPOINT, RELEASE) per event were a third
         of the projection's statements, paid on every batch for a rare refusal
@@ -54,6 +56,7 @@ class Projector:
         applied = 0
         with self._engine.begin() as conn:
             next_offsets: dict[tuple[str, int], int] = {}
+            run: list[Event] = []  # consecutive lifecycle events, applied together
             for record in records:
                 tp = (record.topic, record.partition)
                 if tp not in next_offsets:
@@ -68,13 +71,26 @@ class Projector:
                 else:
                     if isolated:
                         applied += _apply_isolated(conn, event, record)
+                    elif event.type in LIFECYCLE_TYPES:
+                        run.append(event)
                     else:
+                        applied += _flush(conn, run)
                         apply_event(conn, event)
                         applied += 1
                 next_offsets[tp] = record.offset + 1
+            applied += _flush(conn, run)
             for (topic, partition), next_offset in next_offsets.items():
                 _store_next_offset(conn, topic, partition, next_offset)
         return applied
+
+
+def _flush(conn: Connection, run: list[Event]) -> int:
+    """Apply the pending run of lifecycle events (before any other event, in log order)."""
+    count = len(run)
+    if run:
+        apply_run(conn, run)
+        run.clear()
+    return count
 
 
 def _apply_isolated(conn: Connection, event: Event, record: LogRecord) -> int:

@@ -4,7 +4,8 @@ before they change the message's row, whose state they read).
 
 A message counts once, in the month it is admitted:
 
-- ``message.received`` of a message id not seen before: +1 (a retry or a replay emits no
+- ``message.received`` of a message id not seen before: +1 (counted by
+  store/message_runs.py, which applies the received events in runs) (a retry or a replay emits no
   ``message.received``, and a duplicate after a crash finds the row already there);
 - ``message.parked`` with code ``QUOTA_EXCEEDED``: -1 in the month it was counted in (it
   was not admitted after all; it waits, parked);
@@ -32,7 +33,7 @@ def month_of(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m")
 
 
-def _add(conn: Connection, tenant: str, month: str, delta: int) -> None:
+def add(conn: Connection, tenant: str, month: str, delta: int) -> None:
     where = (usage_counters.c.tenant_id == tenant, usage_counters.c.month == month)
     current = conn.execute(select(usage_counters.c.messages).where(*where)).scalar()
     if current is None:
@@ -55,21 +56,16 @@ def _quota_parked(state: tuple[str, str | None, int] | None) -> bool:
     return state is not None and state[0] == "PARKED" and state[1] == QUOTA_EXCEEDED
 
 
-def on_received(conn: Connection, event: Event) -> None:
-    if _state(conn, event) is None:
-        _add(conn, event.tenant, month_of(event.occurred_at_ms), 1)
-
-
 def on_parked(conn: Connection, event: Event) -> None:
     state = _state(conn, event)
     if event.data["code"] == QUOTA_EXCEEDED and state is not None and not _quota_parked(state):
         # updated_at is the admission's time: the received or replayed event before this one
-        _add(conn, event.tenant, month_of(state[2]), -1)
+        add(conn, event.tenant, month_of(state[2]), -1)
 
 
 def on_replayed(conn: Connection, event: Event) -> None:
     if _quota_parked(_state(conn, event)):
-        _add(conn, event.tenant, month_of(event.occurred_at_ms), 1)
+        add(conn, event.tenant, month_of(event.occurred_at_ms), 1)
 
 
 def used(conn: Connection, tenant: str, month: str) -> int:

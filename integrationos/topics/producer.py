@@ -15,6 +15,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from integrationos.topics import codec
+from integrationos.topics.delivery import ReportPoller
 from integrationos.topics.envelope import Event
 
 Headers = Sequence[tuple[str, bytes]]
@@ -32,7 +33,8 @@ class AppendFailed(RuntimeError):
 
 
 class LogProducer:
-    """Thread-safe wrapper that bridges delivery reports to asyncio futures."""
+    """Thread-safe wrapper that bridges delivery reports to asyncio futures
+    (topics/delivery.py)."""
 
     def __init__(self, bootstrap: str, client_id: str = "integrationos",
                  extra: Mapping[str, Any] | None = None) -> None:
@@ -49,13 +51,7 @@ class LogProducer:
                 **(extra or {}),
             }
         )
-        self._stopping = threading.Event()
-        self._poller = threading.Thread(target=self._poll_forever, daemon=True)
-        self._poller.start()
-
-    def _poll_forever(self) -> None:
-        while not self._stopping.is_set():
-            self._producer.poll(0.05)
+        self._reports = ReportPoller(self._producer)
 
     def produce(
         self, topic: str, key: bytes | None, value: bytes, headers: Headers = (),
@@ -66,10 +62,9 @@ class LogProducer:
         future: asyncio.Future[tuple[int, int]] = loop.create_future()
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                loop.call_soon_threadsafe(_fail, future, AppendFailed(str(err), err))
-            else:
-                loop.call_soon_threadsafe(_resolve, future, (msg.partition(), msg.offset()))
+            outcome = (AppendFailed(str(err), err) if err is not None
+                       else (msg.partition(), msg.offset()))
+            self._reports.settle_later(loop, future, outcome)
 
         while True:
             try:
@@ -110,15 +105,4 @@ class LogProducer:
 
     def close(self, timeout: float = 10) -> None:
         self._producer.flush(timeout)
-        self._stopping.set()
-        self._poller.join(timeout)
-
-
-def _resolve(future: asyncio.Future[tuple[int, int]], value: tuple[int, int]) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-def _fail(future: asyncio.Future[tuple[int, int]], exc: Exception) -> None:
-    if not future.done():
-        future.set_exception(exc)
+        self._reports.stop(timeout)

@@ -89,3 +89,27 @@ def test_http_messages_retries_and_replays_are_not_checked(engine):
     assert codes["msg_2"] == codes["msg_3"] == codes["msg_4"] == "INTEGRATION_PAUSED"
     assert sorted(codes[f"msg_{n}"] for n in (0, 1, 5)) == [
         "INTEGRATION_PAUSED", "INTEGRATION_PAUSED", "QUOTA_EXCEEDED"]
+
+
+def test_concurrent_messages_share_one_read_of_the_count(engine, monkeypatch):
+    """A batch's messages find the view stale together: one database read serves them all,
+    and the quota (2) still holds across them."""
+    import integrationos.quota as quota
+
+    reads: list[str] = []
+
+    def counted(engine_: Engine, tenant: str, now_ms: int | None = None) -> quota.QuotaState:
+        reads.append(tenant)
+        return quota_state(engine_, tenant, now_ms)
+
+    quota_state = quota.quota_state
+    monkeypatch.setattr(quota, "quota_state", counted)
+    message_quota = MessageQuota(engine)
+
+    async def admit_many() -> list[Any]:
+        return await asyncio.gather(*(message_quota.admit("acme") for _ in range(50)))
+
+    outcomes = asyncio.run(admit_many())
+    assert reads == ["acme"]
+    assert sum(outcome is None for outcome in outcomes) == 2
+    assert {outcome.limit for outcome in outcomes if outcome is not None} == {2}
