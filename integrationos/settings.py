@@ -35,6 +35,8 @@ class Settings:
     redis_url: str = field(default="", repr=False)
     # How often a worker looks for quota-parked messages the quota now allows.
     quota_release_seconds: float = 60.0
+    # How often the evaluating worker checks the alert rules (docs/alerts.md).
+    alert_interval_seconds: float = 30.0
     # Bearer tokens (optional): an HS256 secret and/or a JWKS (file path or https URL) of
     # RS256/ES256 public keys; aud and iss are required in tokens when configured.
     jwt_hs256_secret: str = field(default="", repr=False)
@@ -59,6 +61,7 @@ class Settings:
             ingest_partitions=int(_env("IOS_INGEST_PARTITIONS", "6")),
             redis_url=os.environ.get("IOS_REDIS_URL", "").strip(),
             quota_release_seconds=float(_env("IOS_QUOTA_RELEASE_SECONDS", "60")),
+            alert_interval_seconds=float(_env("IOS_ALERT_INTERVAL_SECONDS", "30")),
             jwt_hs256_secret=os.environ.get("IOS_JWT_HS256_SECRET", ""),
             jwt_jwks=_env("IOS_JWT_JWKS", ""),
             jwt_audience=_env("IOS_JWT_AUDIENCE", ""),

@@ -16,12 +16,14 @@ from integrationos.api.errors import EXCEPTION_HANDLERS
 from integrationos.api.ratelimit import COUNTER_STATE_KEY, RateLimit, counter_for
 from integrationos.api.request_id import RequestId
 from integrationos.api.routes import (
+    alerts,
     api_keys,
     connectors,
     dlq,
     environments,
     flows,
     integration_audit,
+    integration_metrics,
     integrations,
     lookups,
     messages,
@@ -57,6 +59,7 @@ ROUTES = [
     *integrations.routes,
     *promotion.routes,
     *integration_audit.routes,
+    *integration_metrics.routes,
     *test_cases.routes,
     *flows.routes,
     *sandbox.routes,
@@ -69,6 +72,7 @@ ROUTES = [
     *environments.routes,
     *usage.routes,
     *api_keys.routes,
+    *alerts.routes,
 ]
 
 

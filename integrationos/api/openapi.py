@@ -307,6 +307,40 @@ _PLAN = (
               "request rate limit, connectors against their limit, and the retention. A null "
               "limit is unlimited. See docs/plans.md."),
 )
+_METRICS_AND_ALERTS = (
+    Operation("getIntegrationMetrics", "GET /v1/integrations/{id}/metrics",
+              "An integration's throughput, error rate and stage latencies", 200,
+              "IntegrationMetrics", errors=(400,),
+              query=(("window", "How far back: <n>m, <n>h or <n>d, 1m to 7d (default 1h)."),),
+              description="From the projections, over the messages received in the window. "
+              "Counts are exact; latency percentiles (nearest rank, ms) come from the "
+              "window's newest 10,000 messages (sampledMessages). See docs/alerts.md."),
+    Operation("createAlertRule", "POST /v1/alerts/rules", "Create an alert rule", 201,
+              "AlertRuleCreated", "AlertRuleCreate", _WRITE,
+              "condition.type: DLQ_DEPTH, ERROR_RATE, NO_TRAFFIC, CONNECTOR_DOWN or QUOTA; "
+              "channels: email (an SMTP connector and recipients) or webhook (signed "
+              "X-IntegrationOS-Signature: t=<unix>,v1=<hex HMAC-SHA256 of t.body>). "
+              "webhookSecret is in this answer only. See docs/alerts.md."),
+    Operation("listAlertRules", "GET /v1/alerts/rules", "List alert rules", 200,
+              "AlertRuleList", errors=(400,), query=_PAGED),
+    Operation("getAlertRule", "GET /v1/alerts/rules/{id}", "Get an alert rule", 200,
+              "AlertRule"),
+    Operation("updateAlertRule", "PATCH /v1/alerts/rules/{id}", "Update an alert rule", 200,
+              "AlertRule", "AlertRuleUpdate", _WRITE,
+              "Given fields replace the stored ones; condition and channels are replaced "
+              "whole. The webhook secret stays."),
+    Operation("deleteAlertRule", "DELETE /v1/alerts/rules/{id}", "Delete an alert rule", 204,
+              errors=(503,),
+              description="A firing alert of the rule is resolved at the next evaluation."),
+    Operation("listAlerts", "GET /v1/alerts", "List alerts, firing and past", 200,
+              "AlertList", errors=(400,),
+              query=(("state", "FIRING or RESOLVED."), ("ruleId", "Only this rule's."),
+                     ("integrationId", "Only alerts about this integration."), *_PAGED),
+              description="Oldest first, by the time they fired."),
+    Operation("getAlert", "GET /v1/alerts/{id}", "Get an alert and its notifications", 200,
+              "AlertDetail",
+              description="With every notification sent for it: channel, outcome, attempts."),
+)
 _API_KEYS = (
     Operation("createApiKey", "POST /v1/api-keys", "Issue an API key (admin)", 201,
               "ApiKeyCreated", "ApiKeyCreate", _WRITE,
@@ -336,6 +370,7 @@ TAGS: dict[str, tuple[Operation, ...]] = {
     "API keys": _API_KEYS,
     "Schemas": _SCHEMAS,
     "Plan": _PLAN,
+    "Metrics and alerts": _METRICS_AND_ALERTS,
     "Reference": _REFERENCE,
 }
 OPERATIONS = tuple(op for ops in TAGS.values() for op in ops)

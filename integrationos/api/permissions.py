@@ -229,6 +229,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/api-keys"): _A,
     ("DELETE", "/v1/api-keys/{id}"): _A,
     ("GET", "/v1/usage"): _R,
+    ("GET", "/v1/integrations/{id}/metrics"): Rule(VIEWER, _ON_INTEGRATION),
+    # Alerting is running the platform: operators (and admins) set rules up, viewers read.
+    ("GET", "/v1/alerts/rules"): _R,
+    ("POST", "/v1/alerts/rules"): _O,
+    ("GET", "/v1/alerts/rules/{id}"): _R,
+    ("PATCH", "/v1/alerts/rules/{id}"): _O,
+    ("DELETE", "/v1/alerts/rules/{id}"): _O,
+    ("GET", "/v1/alerts"): _R,
+    ("GET", "/v1/alerts/{id}"): _R,
 }
 
 

@@ -346,6 +346,75 @@ TEST_CASE_CREATE = _object(
     required=("name", "payload", "expected"),
 )
 
+ALERT_CONDITION_TYPES = ["DLQ_DEPTH", "ERROR_RATE", "NO_TRAFFIC", "CONNECTOR_DOWN", "QUOTA"]
+ALERT_SEVERITIES = ["info", "warning", "critical"]
+# Fields each condition type requires, and those it may have besides (api/routes/alerts.py
+# refuses the fields of other types).
+ALERT_CONDITION_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "DLQ_DEPTH": (("threshold",), ("integrationId",)),
+    "ERROR_RATE": (("thresholdPercent", "windowSeconds"), ("integrationId", "minMessages")),
+    "NO_TRAFFIC": (("integrationId", "silenceSeconds"), ()),
+    "CONNECTOR_DOWN": (("connectorId",), ()),
+    "QUOTA": (("thresholdPercent",), ()),
+}
+_ID_REF: Schema = {"type": "string", "minLength": 1, "maxLength": 40}
+
+
+def _int_range(low: int, high: int, unit: str = "") -> Schema:
+    return {"type": "integer", "minimum": low, "maximum": high,
+            "x-message": f"must be an integer of {low}..{high}{unit}"}
+
+
+ALERT_CONDITION = _object(
+    {
+        "type": {"type": "string", "enum": ALERT_CONDITION_TYPES},
+        "integrationId": _ID_REF | {"description": "DLQ_DEPTH, ERROR_RATE (optional: the "
+                                    "whole tenant without it), NO_TRAFFIC (required)."},
+        "connectorId": _ID_REF | {"description": "CONNECTOR_DOWN: the connector probed."},
+        "threshold": _int_range(0, 1_000_000_000) | {
+            "description": "DLQ_DEPTH: fires when more dead letters than this wait."},
+        "thresholdPercent": {"type": "number", "minimum": 0, "maximum": 100,
+                             "x-message": "must be a number of 0..100",
+                             "description": "ERROR_RATE: fires above it; QUOTA: fires at "
+                             "it (e.g. 80 or 100)."},
+        "windowSeconds": _int_range(10, 86_400, " (seconds)") | {
+            "description": "ERROR_RATE: the messages received this far back."},
+        "minMessages": _int_range(1, 1_000_000) | {
+            "default": 10, "description": "ERROR_RATE: finished messages needed before the "
+            "rate counts, so one failure of one message does not page."},
+        "silenceSeconds": _int_range(5, 604_800, " (seconds)") | {
+            "description": "NO_TRAFFIC: fires after this long without a message."},
+    },
+    ("type",),
+    description="What to watch; the fields each type takes are in docs/alerts.md.",
+)
+ALERT_CHANNEL = _object(
+    {
+        "type": {"type": "string", "enum": ["email", "webhook"]},
+        "connectorId": _ID_REF | {"description": "email: an SMTP connector of the tenant "
+                                  "(its server, credentials and sender are used)."},
+        "recipients": {"type": "array", "minItems": 1, "maxItems": 20, "items": {
+            "type": "string", "maxLength": 254, "pattern": "^[^@\\s<>,;\"]+@[^@\\s<>,;\"]+$",
+            "x-message": "must be an email address"}},
+        "url": {"type": "string", "maxLength": 2000, "pattern": "^https?://[^\\s]+$",
+                "x-message": "must be an http(s) URL",
+                "description": "webhook: POSTed to, signed (X-IntegrationOS-Signature)."},
+    },
+    ("type",),
+)
+_ALERT_RULE_FIELDS: dict[str, Schema] = {
+    "name": NAME,
+    "severity": {"type": "string", "enum": ALERT_SEVERITIES, "default": "warning"},
+    "enabled": {"type": "boolean", "default": True},
+    "condition": ALERT_CONDITION,
+    "channels": {"type": "array", "maxItems": 10, "items": ALERT_CHANNEL, "default": []},
+    "repeatIntervalSeconds": _int_range(5, 604_800, " (seconds)") | {
+        "default": 3600, "description": "While an alert keeps firing, notify again after "
+        "this long."},
+}
+ALERT_RULE_CREATE = _object(_ALERT_RULE_FIELDS, ("name", "condition"))
+ALERT_RULE_UPDATE = _object(_ALERT_RULE_FIELDS, minProperties=1)
+
 REQUEST_SCHEMAS: dict[str, Schema] = {
     "ConnectorCreate": CONNECTOR_CREATE,
     "ConnectorUpdate": CONNECTOR_UPDATE,
@@ -373,6 +442,8 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
     "IntegrationPromote": INTEGRATION_PROMOTE,
     "IntegrationRollback": INTEGRATION_ROLLBACK,
     "TestCaseCreate": TEST_CASE_CREATE,
+    "AlertRuleCreate": ALERT_RULE_CREATE,
+    "AlertRuleUpdate": ALERT_RULE_UPDATE,
 }
 
 # Responses: documented as closed objects so the tests catch an undocumented field.
@@ -696,4 +767,56 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
         "completedAt": {"type": ["string", "null"], "format": "date-time"},
         "error": _OPT_STR,
     }),
+}
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_MS_OR_NULL = {"type": ["integer", "null"], "description": "null: no sample"}
+_LATENCY = _closed({"count": _INT, "p50": _MS_OR_NULL, "p95": _MS_OR_NULL, "p99": _MS_OR_NULL})
+_ALERT: dict[str, Schema] = {
+    "id": _STR, "ruleId": _STR, "ruleName": _STR,
+    "severity": {"type": "string", "enum": ALERT_SEVERITIES},
+    "state": {"type": "string", "enum": ["FIRING", "RESOLVED"]},
+    "conditionType": {"type": "string", "enum": ALERT_CONDITION_TYPES},
+    "integrationId": _OPT_STR, "connectorId": _OPT_STR,
+    "value": _NUMBER_OR_NULL | {"description": "What was measured when it fired."},
+    "threshold": _NUMBER_OR_NULL, "summary": _STR,
+    "resolvedSummary": _OPT_STR | {"description": "What was measured when it resolved."},
+    "firedAt": _TIME, "resolvedAt": {"type": ["string", "null"], "format": "date-time"},
+    "lastNotifiedAt": {"type": ["string", "null"], "format": "date-time"},
+}
+_ALERT_RULE: dict[str, Schema] = {
+    "id": _STR, "name": _STR, "severity": {"type": "string", "enum": ALERT_SEVERITIES},
+    "enabled": {"type": "boolean"}, "condition": {"type": "object"},
+    "channels": {"type": "array", "items": {"type": "object"}},
+    "repeatIntervalSeconds": _INT, **_AUDIT,
+}
+RESPONSE_SCHEMAS |= {
+    "IntegrationMetrics": _closed({
+        "integrationId": _STR, "window": _STR, "from": _TIME, "to": _TIME,
+        "throughput": _closed({
+            "received": _INT, "delivered": _INT, "deadLettered": _INT, "failed": _INT,
+            "parked": _INT, "inFlight": _INT | {"description": "Not at an end yet."},
+            "receivedPerMinute": {"type": "number"}, "deliveredPerMinute": {"type": "number"},
+        }),
+        "errorRate": _NUMBER_OR_NULL | {"description": "(dead-lettered + failed) / (those + "
+                                        "delivered), 0..1; null when none finished."},
+        "latencyMs": _closed({"receivedToTransformed": _LATENCY,
+                              "transformedToDelivered": _LATENCY, "endToEnd": _LATENCY}),
+        "sampledMessages": _INT | {"description": "Messages the latencies are computed from "
+                                   "(the window's newest, at most sampleLimit)."},
+        "sampleLimit": _INT,
+    }),
+    "AlertRule": _closed(_ALERT_RULE),
+    "AlertRuleCreated": _closed({
+        **_ALERT_RULE,
+        "webhookSecret": _STR | {"description": "Signs this rule's webhooks; shown this once, "
+                                 "stored encrypted."},
+    }),
+    "AlertRuleList": _list_of("AlertRule"),
+    "Alert": _closed(_ALERT),
+    "AlertDetail": _closed({**_ALERT, "notifications": {"type": "array", "items": _closed({
+        "kind": {"type": "string", "enum": ["FIRED", "RESOLVED", "REPEAT"]},
+        "channel": _STR, "outcome": {"type": "string", "enum": ["SENT", "FAILED"]},
+        "attempts": _INT, "error": _OPT_STR, "at": _TIME})}}),
+    "AlertList": _list_of("Alert"),
 }

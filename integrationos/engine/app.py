@@ -11,6 +11,9 @@
 - timers ``release_quota_parked`` (engine/quota_release.py) and ``purge_expired``
   (engine/retention.py): messages parked over quota sent again when the quota allows;
   read-model rows older than the tenant's retention deleted
+- ``project_alerts`` alerts topic -> Projector (alerts and their notifications); timer
+  ``evaluate_alerts`` (engine/alerts.py) on the one worker assigned that single-partition
+  topic: alert rules evaluated, alert.fired / alert.resolved / alert.notified appended
 - timer ``sync_sources`` keeps a runner per pull-based source (e.g. a Kafka source topic)
   that forwards its records to the ingest topic
 
@@ -27,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from integrationos.engine import quota_release, retention
 from integrationos.engine.persevere import until_done
@@ -37,6 +41,7 @@ from integrationos.settings import Settings
 from integrationos.store.projector import LogRecord
 from integrationos.topics import codec
 from integrationos.topics.catalog import (
+    ALERTS,
     CONFIG,
     INGEST,
     MESSAGE_EVENTS,
@@ -127,6 +132,24 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
             except codec.UndecodableEvent:
                 continue  # logged by the projection, which meets the same record
             await until_done("a replay", runtime.replays.handle, request)
+
+    @app.agent(raw_topic(ALERTS.name(prefix)), name="project_alerts")
+    async def project_alerts(stream: faust.StreamT) -> None:
+        await project(stream, PROJECTION_BATCH, 0.01)
+
+    alerts_partition = TP(ALERTS.name(prefix), 0)
+
+    @app.timer(settings.alert_interval_seconds)
+    async def evaluate_alerts() -> None:
+        """Only on the worker that holds the alerts topic's one partition (and projects
+        it): the group gives it to exactly one of them."""
+        try:
+            if alerts_partition not in app.consumer.assignment():
+                return
+            log_end = (await app.consumer.highwaters(alerts_partition))[alerts_partition]
+        except Exception:  # not started or rebalancing: a timer that raised would stop
+            return  # the worker, and the next tick asks again
+        await runtime.alerts.tick(log_end)
 
     @app.agent(raw_topic(INGEST.name(prefix)), name="run_pipeline")
     async def run_pipeline(stream: faust.StreamT) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from integrationos.connectors.credentials import CredentialVault
+from integrationos.engine.alerts import AlertEvaluator
 from integrationos.engine.catalog import FlowCatalog
 from integrationos.engine.lookups import LookupService
 from integrationos.engine.pipeline import Pipeline
@@ -33,6 +34,7 @@ class WorkerRuntime:
     projector: Projector
     replays: ReplayRunner
     db_writer: ThreadPoolExecutor
+    alerts: AlertEvaluator
 
     @classmethod
     def build(cls, settings: Settings) -> WorkerRuntime:
@@ -62,11 +64,13 @@ class WorkerRuntime:
                                  settings.topic_prefix),
             # One writer thread: projections are applied in log order, off the event loop.
             db_writer=ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector"),
+            alerts=AlertEvaluator(database, producer, vault, settings.topic_prefix),
         )
 
     async def close(self) -> None:
         await self.sources.close()
         await self.targets.close()
+        await self.alerts.close()
         self.lookups.close()
         self.producer.close()
         self.db_writer.shutdown(wait=True)

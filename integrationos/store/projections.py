@@ -546,3 +546,7 @@ def sealed_from_text(text: str | None) -> dict[str, Any] | None:
         "nonce": base64.b64decode(raw["nonce"]),
         "ciphertext": base64.b64decode(raw["ciphertext"]),
     }
+
+
+# The alert handlers live in their own module and register with ``handles`` on import.
+from integrationos.store import alert_projections  # noqa: E402,F401

@@ -367,6 +367,67 @@ source_checkpoints = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
+# Alert rules (``alert.rule_*`` on the config topic). ``condition_json`` and
+# ``channels_json`` are the API's validated JSON; ``secret_sealed`` is the webhook signing
+# secret as AES-256-GCM ciphertext (store/projections.seal_to_text), never plain text.
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("condition_type", String(20), nullable=False),
+    Column("condition_json", Text, nullable=False),
+    Column("channels_json", Text, nullable=False),
+    Column("repeat_interval_s", BigInteger, nullable=False),
+    Column("secret_sealed", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    *_audit(),
+)
+
+# Alerts (``alert.fired`` / ``alert.resolved`` on the alerts topic): ``created_at`` is when it
+# fired, the name the shared keyset pagination orders by.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("rule_id", String(40), nullable=False, index=True),
+    Column("rule_name", String(200), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("condition_type", String(20), nullable=False),
+    Column("integration_id", String(40), nullable=True),
+    Column("connector_id", String(40), nullable=True),
+    Column("state", String(10), nullable=False),  # FIRING, RESOLVED
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("summary", Text, nullable=False),
+    Column("resolved_summary", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("resolved_at", BigInteger, nullable=True),
+    Column("last_notified_at", BigInteger, nullable=True),
+    Index("ix_alerts_listing", "tenant_id", "state", "created_at", "id"),
+)
+
+# Every notification attempt round of an alert (``alert.notified``): what was sent where,
+# and whether it arrived.
+alert_notifications = Table(
+    "alert_notifications",
+    metadata,
+    Column("event_id", String(40), primary_key=True),
+    Column("alert_id", String(40), nullable=False, index=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("kind", String(10), nullable=False),  # FIRED, RESOLVED, REPEAT
+    Column("channel", String(400), nullable=False),
+    Column("outcome", String(10), nullable=False),  # SENT, FAILED
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("occurred_at", BigInteger, nullable=False),
+)
+
 projection_offsets = Table(
     "projection_offsets",
     metadata,
@@ -381,4 +442,5 @@ PROJECTED_TABLES = (
     messages, message_events, dlq_entries, schemas, schema_versions, lookups, lookup_rows,
     environment_variables, source_checkpoints, replays, integration_versions,
     integration_lineages, integration_history, integration_test_cases, connector_bindings,
+    alert_rules, alerts, alert_notifications,
 )

@@ -96,6 +96,17 @@ REPLAYS = TopicSpec(
     ),
 )
 
+ALERTS = TopicSpec(
+    suffix="alerts.v1",
+    partitions=1,
+    retention_ms=LONGEST_RETENTION_DAYS * DAY_MS,
+    record=(
+        "Avro envelope of alert.fired, alert.resolved and alert.notified; key = rule id. "
+        "One partition: the worker assigned it is the one that evaluates alert rules "
+        "(engine/alerts.py), so several workers never fire the same alert twice."
+    ),
+)
+
 RETRY_TIER_SECONDS = (1, 5, 30, 300)
 """Delay tiers of non-blocking retries: a retry waits in the smallest tier not shorter than
 its backoff (the last tier for longer ones), so later messages never wait behind it."""
@@ -125,7 +136,8 @@ def retry_tier_for(delay_s: float) -> TopicSpec:
 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (CONFIG, INGEST, MESSAGE_EVENTS, DEAD_LETTER,
-                                     SOURCE_CHECKPOINTS, REPLAYS, *RETRY_TIERS)
+                                     SOURCE_CHECKPOINTS, REPLAYS, ALERTS, *RETRY_TIERS)
 
-PROJECTED_TOPICS: tuple[TopicSpec, ...] = (CONFIG, MESSAGE_EVENTS, SOURCE_CHECKPOINTS, REPLAYS)
+PROJECTED_TOPICS: tuple[TopicSpec, ...] = (CONFIG, MESSAGE_EVENTS, SOURCE_CHECKPOINTS, REPLAYS,
+                                           ALERTS)
 """The topics whose events the read models are built from (and rebuilt from)."""

@@ -55,3 +55,11 @@ ENVIRONMENT_VARIABLE_SET = "environment.variable_set"
 ENVIRONMENT_VARIABLE_DELETED = "environment.variable_deleted"
 
 SOURCE_CHECKPOINTED = "source.checkpointed"
+
+ALERT_RULE_CREATED = "alert.rule_created"
+ALERT_RULE_UPDATED = "alert.rule_updated"
+ALERT_RULE_DELETED = "alert.rule_deleted"
+
+ALERT_FIRED = "alert.fired"
+ALERT_RESOLVED = "alert.resolved"
+ALERT_NOTIFIED = "alert.notified"

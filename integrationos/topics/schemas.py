@@ -227,6 +227,35 @@ _API_KEY_ISSUED_V2 = _record(
 )
 
 
+# Alert rules (config topic) carry their whole state; condition and channels are JSON
+# checked by the API (api/alert_rules.py), the webhook signing secret is sealed like
+# connector credentials.
+_ALERT_RULE_STATE = _record(
+    "AlertRuleState",
+    [_f("id", "string"), _f("name", "string"), _f("severity", "string"),
+     _f("enabled", "boolean"), _f("conditionJson", "string"), _f("channelsJson", "string"),
+     _f("repeatIntervalSeconds", "long"), _f("secret", _SEALED_SECRET), _f("version", "int"),
+     _opt("changedBy")],
+)
+_ALERT_FIRED = _record(
+    "AlertFired",
+    [_f("alertId", "string"), _f("ruleId", "string"), _f("ruleName", "string"),
+     _f("severity", "string"), _f("conditionType", "string"), _opt("integrationId"),
+     _opt("connectorId"), _f("value", ["null", "double"], None),
+     _f("threshold", ["null", "double"], None), _f("summary", "string")],
+)
+_ALERT_RESOLVED = _record(
+    "AlertResolved",
+    [_f("alertId", "string"), _f("ruleId", "string"), _f("value", ["null", "double"], None),
+     _f("summary", "string")],
+)
+_ALERT_NOTIFIED = _record(
+    "AlertNotified",
+    [_f("alertId", "string"), _f("ruleId", "string"), _f("kind", "string"),
+     _f("channel", "string"), _f("outcome", "string"), _f("attempts", "int"), _opt("error")],
+)
+
+
 def _id_only(name: str) -> dict[str, Any]:
     return _record(name, [_f("id", "string")])
 
@@ -378,6 +407,13 @@ EVENT_DATA_SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
     (t.ENVIRONMENT_VARIABLE_DELETED, 1): _record(
         "EnvironmentVariableDeleted", [_f("environment", "string"), _f("name", "string")]
     ),
+    (t.ALERT_RULE_CREATED, 1): _ALERT_RULE_STATE,
+    (t.ALERT_RULE_UPDATED, 1): _ALERT_RULE_STATE,
+    (t.ALERT_RULE_DELETED, 1): _record("AlertRuleDeleted", [_f("id", "string"),
+                                                            _opt("changedBy")]),
+    (t.ALERT_FIRED, 1): _ALERT_FIRED,
+    (t.ALERT_RESOLVED, 1): _ALERT_RESOLVED,
+    (t.ALERT_NOTIFIED, 1): _ALERT_NOTIFIED,
 }
 
 CURRENT_VERSION: dict[str, int] = {}

@@ -20,6 +20,7 @@ GLOBEX_IDS = {
     "/v1/integrations/": "int_globex", "/v1/messages/": "msg_globex",
     "/v1/dlq/replays/": "rpl_globex0123456789abcdef01", "/v1/dlq/": "msg_globex",
     "/v1/schemas/": "sch_globex", "/v1/lookups/": "lkp_globex", "/v1/api-keys/": "key_globex",
+    "/v1/alerts/rules/": "rul_globex", "/v1/alerts/": "alt_globex",
 }
 # Bodies valid enough that only the id in the path can make the request fail.
 BODIES = {
@@ -31,6 +32,7 @@ BODIES = {
     ("POST", "/v1/schemas/{id}/versions"): {"definition": {"type": "object"}},
     ("POST", "/v1/schemas/{id}/validate"): {"document": {}},
     ("PATCH", "/v1/lookups/{id}"): {"name": "x"},
+    ("PATCH", "/v1/alerts/rules/{id}"): {"name": "x"},
     ("PUT", "/v1/lookups/{id}/rows"): {"k": "v"},
     ("POST", "/v1/integrations/{id}/promote"): {"from": "DEV", "to": "QA"},
     ("POST", "/v1/integrations/{id}/test-cases"): {"name": "x", "payload": {}, "expected": {}},
@@ -82,6 +84,18 @@ def globex(client, seed):
         "messageIds": ["msg_globex"], "filterJson": None, "payloadJson": None,
         "contentType": None, "fromJson": None, "requestedAt": 1, "requestedBy": MARK}),
         topic="tapi.replays.v1")
+    seed.apply(Event(t.ALERT_RULE_CREATED, "globex", "rul_globex", {
+        "id": "rul_globex", "name": f"{MARK}-rule", "severity": "info", "enabled": True,
+        "conditionJson": json.dumps({"type": "DLQ_DEPTH", "threshold": 1,
+                                     "integrationId": "int_globex"}),
+        "channelsJson": json.dumps([{"type": "webhook", "url": f"https://x/{MARK}"}]),
+        "repeatIntervalSeconds": 60, "secret": seed.vault.seal({"secret": MARK}),
+        "version": 1, "changedBy": None}))
+    seed.apply(Event(t.ALERT_FIRED, "globex", "rul_globex", {
+        "alertId": "alt_globex", "ruleId": "rul_globex", "ruleName": f"{MARK}-rule",
+        "severity": "info", "conditionType": "DLQ_DEPTH", "integrationId": "int_globex",
+        "connectorId": None, "value": 2.0, "threshold": 1.0, "summary": MARK}),
+        topic="tapi.alerts.v1")
     return seed
 
 
@@ -91,7 +105,8 @@ def test_globex_sees_its_own_data(client, globex):
                  "/v1/integrations/int_globex/test-cases",
                  "/v1/messages/msg_globex", "/v1/dlq/msg_globex", "/v1/lookups/lkp_globex",
                  "/v1/schemas/sch_globex", "/v1/transformations/trf_globex",
-                 "/v1/environments/PROD/variables"):
+                 "/v1/environments/PROD/variables", "/v1/alerts/rules/rul_globex",
+                 "/v1/alerts/alt_globex"):
         response = client.get(path, headers=GLOBEX)
         assert response.status_code == 200 and MARK in response.text, path
     replay = client.get(f"/v1/dlq/replays/{GLOBEX_IDS['/v1/dlq/replays/']}", headers=GLOBEX)
@@ -120,6 +135,11 @@ def test_another_tenants_variable_is_404(client, globex):
     ("/v1/sandbox/execute", {"integrationId": "int_globex", "payload": {}}, 404),
     ("/v1/dlq/discard", {"messageIds": ["msg_globex"]}, 422),
     ("/v1/dlq/replay", {"messageIds": ["msg_globex"]}, 422),
+    ("/v1/alerts/rules", {"name": "x", "condition": {
+        "type": "NO_TRAFFIC", "integrationId": "int_globex", "silenceSeconds": 60}}, 422),
+    ("/v1/alerts/rules", {"name": "x", "condition": {"type": "QUOTA", "thresholdPercent": 80},
+                          "channels": [{"type": "email", "connectorId": "con_globex",
+                                        "recipients": ["a@b.c"]}]}, 422),
     ("/v1/lookups", {"name": "x", "type": "HTTP",
                      "config": {"connectorId": "con_globex", "path": "/x"}}, 422),
 ])

@@ -106,6 +106,23 @@ SAMPLES = {
                          "skipped": 1, "error": None},
     t.MESSAGE_PARKED: {"messageId": "m", "integrationId": "i", "reason": "INTEGRATION_PAUSED",
                        "code": "INTEGRATION_PAUSED", "message": "the integration is paused"},
+    t.ALERT_RULE_CREATED: (_ALERT_RULE := {
+        "id": "rul_1", "name": "dlq", "severity": "critical", "enabled": True,
+        "conditionJson": '{"type": "DLQ_DEPTH", "threshold": 3}',
+        "channelsJson": '[{"type": "webhook", "url": "https://x"}]',
+        "repeatIntervalSeconds": 3600,
+        "secret": {"keyId": "k", "nonce": b"\x00" * 12, "ciphertext": b"\x01" * 40},
+        "version": 1, "changedBy": "key_1"}),
+    t.ALERT_RULE_UPDATED: _ALERT_RULE | {"version": 2, "enabled": False},
+    t.ALERT_RULE_DELETED: {"id": "rul_1", "changedBy": None},
+    t.ALERT_FIRED: {"alertId": "alt_1", "ruleId": "rul_1", "ruleName": "dlq",
+                    "severity": "critical", "conditionType": "DLQ_DEPTH", "integrationId": "i",
+                    "connectorId": None, "value": 4.0, "threshold": 3.0, "summary": "4 waiting"},
+    t.ALERT_RESOLVED: {"alertId": "alt_1", "ruleId": "rul_1", "value": None,
+                       "summary": "the rule was disabled or deleted"},
+    t.ALERT_NOTIFIED: {"alertId": "alt_1", "ruleId": "rul_1", "kind": "FIRED",
+                       "channel": "webhook https://x/", "outcome": "FAILED", "attempts": 3,
+                       "error": "HTTP 500"},
 }
 
 
