@@ -27,7 +27,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
+from opentelemetry.trace import SpanKind
 
+from integrationos import metrics, tracing
 from integrationos.engine import quota_release, retention
 from integrationos.engine.persevere import until_done
 from integrationos.engine.pipeline import IngestRecord, release_plan
@@ -50,6 +52,7 @@ from integrationos.topics.catalog import (
 PIPELINE_BATCH = 500
 PROJECTION_BATCH = 2000
 SOURCE_SYNC_SECONDS = 2.0
+LAG_SAMPLE_SECONDS = 5.0
 
 
 def _headers(raw: Any) -> dict[str, bytes]:
@@ -175,19 +178,43 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 if due:
-                    pending.append(runtime.producer.produce(
-                        ingest_topic, e.message.key, e.message.value or b"",
-                        [(k, v) for k, v in headers.items() if k != "ios-retry-at"]))
+                    pending.append(put_back(e.message.key, e.message.value or b"", headers))
                 else:
                     pending.append(runtime.producer.produce(
                         tier_topic, e.message.key, e.message.value or b"",
                         list(headers.items())))
             await asyncio.gather(*pending)
 
+        def put_back(key: bytes | None, value: bytes, headers: dict[str, bytes]
+                     ) -> asyncio.Future[tuple[int, int]]:
+            """Back on the ingest topic in a span of the trace the record carries: the next
+            attempt's pass becomes its child, so the retry stays in the message's trace."""
+            with tracing.span("retry.release", kind=SpanKind.PRODUCER,
+                              parent=tracing.extract(headers) if tracing.enabled() else None,
+                              attributes={"ios.retry.tier": tier_topic,
+                                          "ios.attempt": int(headers.get("ios-attempt", b"1"))}):
+                return runtime.producer.produce(ingest_topic, key, value, tracing.inject(
+                    [(k, v) for k, v in headers.items() if k != "ios-retry-at"]))
+
         app.agent(raw_topic(tier.name(prefix)), name=f"release_{tier.suffix}")(release_when_due)
 
     for tier, seconds in zip(RETRY_TIERS, RETRY_TIER_SECONDS, strict=True):
         retry_tier_agent(tier, seconds)
+
+    if settings.worker_metrics_port:  # sampled only where someone can scrape it
+        @app.timer(LAG_SAMPLE_SECONDS)
+        async def sample_consumer_lag() -> None:
+            """``ios_consumer_lag_records`` of the partitions this worker holds now; a
+            partition that moved to another worker stops being reported here."""
+            consumer = app.consumer
+            assigned = consumer.assignment()
+            highwaters = await consumer.highwaters(*assigned) if assigned else {}
+            metrics.CONSUMER_LAG.clear()
+            for tp, highwater in highwaters.items():
+                position = await consumer.position(tp)
+                if position is not None and highwater is not None:
+                    metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
+                        max(highwater - position, 0))
 
     ready_file = settings.data_dir / f"{settings.worker_id}.ready"
 

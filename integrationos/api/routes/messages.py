@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Row, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from integrationos import tracing
 from integrationos.api import serializers
 from integrationos.api.commands import acked
 from integrationos.api.context import new_id, platform, tenant
@@ -135,7 +137,13 @@ def _produce(request: Request, integration_id: str, message_id: str, key: str,
     headers = [("ios-tenant", tenant_id.encode()), ("ios-integration", integration_id.encode()),
                ("ios-message-id", message_id.encode()), ("ios-source", b"http"),
                ("ios-content-type", content_type.encode())]
-    return p.producer.produce(p.ingest_topic, key.encode(), value, headers)
+    # The record carries this span's context: the worker's pass continues the trace.
+    with tracing.span("ingest.produce", kind=SpanKind.PRODUCER, attributes={
+            "ios.tenant": tenant_id, "ios.integration": integration_id,
+            "ios.message.id": message_id, "messaging.system": "kafka",
+            "messaging.destination.name": p.ingest_topic}):
+        return p.producer.produce(p.ingest_topic, key.encode(), value,
+                                  tracing.inject(headers))
 
 
 async def get_message(request: Request) -> Response:
