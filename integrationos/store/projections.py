@@ -412,7 +412,7 @@ def _record_message_event(conn: Connection, event: Event) -> bool:
     conn.execute(insert(message_events).values(
         event_id=event.event_id, message_id=event.data["messageId"], tenant_id=event.tenant,
         event_type=event.type, occurred_at=event.occurred_at_ms,
-        data_json=json.dumps(event.data, ensure_ascii=False),
+        data_json=json.dumps(event.data, ensure_ascii=False), traceparent=event.traceparent,
     ))
     return True
 

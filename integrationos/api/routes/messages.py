@@ -1,5 +1,6 @@
 """Messages: ingest into an integration (``POST /v1/integrations/{id}/messages``) and
-follow one through the pipeline (``GET /v1/messages/{id}``).
+follow one through the pipeline (``GET /v1/messages/{id}``, and its lineage with timings and
+trace id, ``GET /v1/messages/{id}/trace``).
 
 Ingest answers 202 once the broker has the record (acks=all), not once it is processed:
 the record's lifecycle shows up in the message's events as the worker handles it. Until
@@ -23,6 +24,7 @@ from integrationos.api.commands import acked
 from integrationos.api.context import new_id, platform, tenant
 from integrationos.api.db import fetch_all, first, get_live
 from integrationos.api.errors import ApiError, not_found
+from integrationos.api.message_trace import lineage
 from integrationos.api.routes.usage import ensure_quota
 from integrationos.api.routing import resource
 from integrationos.api.validation import parse_json, read_body
@@ -157,7 +159,20 @@ async def get_message(request: Request) -> Response:
     return JSONResponse(serializers.message(row, sorted(events, key=_lifecycle_order)))
 
 
+async def get_message_trace(request: Request) -> Response:
+    """The message's lineage: its events in order with the time between them and its trace."""
+    p, tenant_id, message_id = platform(request), tenant(request), request.path_params["id"]
+    row = await first(p.engine, select(messages).where(
+        messages.c.tenant_id == tenant_id, messages.c.id == message_id))
+    if row is None:
+        raise not_found("message", message_id)
+    events = await fetch_all(p.engine, select(message_events).where(
+        message_events.c.tenant_id == tenant_id, message_events.c.message_id == message_id))
+    return JSONResponse(lineage(row, sorted(events, key=_lifecycle_order)))
+
+
 routes = [
     resource("/v1/integrations/{id}/messages", POST=ingest_message),
     resource("/v1/messages/{id}", GET=get_message),
+    resource("/v1/messages/{id}/trace", GET=get_message_trace),
 ]
