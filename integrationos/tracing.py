@@ -175,6 +175,13 @@ def inject(headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
         (k, v.encode("latin-1")) for k, v in carrier.items()]
 
 
+def http_headers() -> dict[str, str]:
+    """The current trace context as HTTP headers, for a call to a target (may be empty)."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier
+
+
 def attach(parent: otel_context.Context) -> object:
     """Make ``parent`` current (a propagated context while tracing is off); see ``detach``."""
     return otel_context.attach(parent)

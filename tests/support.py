@@ -126,6 +126,7 @@ class RecordingTarget:
                 status = target.answer({
                     "idempotency_key": self.headers.get("Idempotency-Key"),
                     "authorization": self.headers.get("Authorization"),
+                    "traceparent": self.headers.get("traceparent"),
                     "body": json.loads(body),
                 })
                 self.send_response(status)

@@ -209,12 +209,14 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
             consumer = app.consumer
             assigned = consumer.assignment()
             highwaters = await consumer.highwaters(*assigned) if assigned else {}
-            metrics.CONSUMER_LAG.clear()
+            lags = {}
             for tp, highwater in highwaters.items():
                 position = await consumer.position(tp)
                 if position is not None and highwater is not None:
-                    metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
-                        max(highwater - position, 0))
+                    lags[tp.topic, str(tp.partition)] = max(highwater - position, 0)
+            metrics.CONSUMER_LAG.clear()  # no await from here: a scrape sees all or none
+            for labels, lag in lags.items():
+                metrics.CONSUMER_LAG.labels(*labels).set(lag)
 
     ready_file = settings.data_dir / f"{settings.worker_id}.ready"
 

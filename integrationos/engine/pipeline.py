@@ -451,6 +451,8 @@ class _MessageRun:
             return
         self._failed(attempt, failure)
         delay = view.strategy.delay_before(attempt + 1, failure.retry_after)
+        log.info("attempt %d failed at %s with %s; attempt %d in %.1f s", attempt,
+                 failure.stage, failure.code, attempt + 1, delay)
         self.p.schedule_retry(self.record, self.message_id, attempt + 1, delay, self.pending)
 
     def _end(self, view: IntegrationView, attempt: int, failure: Failure) -> None:
@@ -471,11 +473,10 @@ def _record_steps(steps: list[StepResult], started_ns: int) -> None:
     The flow is pure and may run on a thread, so it is not traced from inside: its steps are
     recorded afterwards from the durations it measured, laid end to end from its start."""
     at_ns = started_ns
-    for step in steps:
-        if step.status == "SKIPPED":
-            continue
+    for step in steps:  # a skipped step (no schema to validate against) is traced as such
         duration_ns = int(step.duration_ms * 1_000_000)
-        metrics.STAGE_SECONDS.labels(step.name).observe(duration_ns / 1e9)
+        if step.status != "SKIPPED":
+            metrics.STAGE_SECONDS.labels(step.name).observe(duration_ns / 1e9)
         tracing.record_span(f"pipeline.{step.name}", at_ns, at_ns + duration_ns,
                             {"ios.step.status": step.status},
                             error=step.errors[0].get("code") if step.errors else None)
