@@ -33,7 +33,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 _PROPAGATOR = TraceContextTextMapPropagator()
-_INVALID = NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+NO_SPAN = NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+"""What ``span`` yields while tracing is off: records nothing, ``is_recording()`` False."""
 
 
 class _State:
@@ -130,7 +131,7 @@ def span(name: str, *, parent: otel_context.Context | None = None,
     An exception leaving the block marks the span as an error (and is re-raised)."""
     tracer = _State.tracer
     if tracer is None:
-        yield _INVALID
+        yield NO_SPAN
         return
     with tracer.start_as_current_span(name, context=parent, kind=kind,
                                       attributes=attributes) as current:

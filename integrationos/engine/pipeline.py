@@ -269,14 +269,16 @@ class _MessageRun:
         """Process the message in its span, a child of the context its record carries (the
         API's produce, or a retry tier's release), with its ids bound to every log line."""
         record = self.record
-        attributes = {
-            "ios.tenant": self.tenant, "ios.integration": self.integration_id or "",
-            "ios.message.id": self.message_id, "ios.attempt": record.attempt,
-            "messaging.system": "kafka", "messaging.destination.name": record.topic,
-            "messaging.kafka.partition": record.partition,
-            "messaging.kafka.offset": record.offset,
-        }
-        parent = tracing.extract(record.headers) if tracing.enabled() else None
+        parent, attributes = None, None
+        if tracing.enabled():  # nothing to build for a span nobody records
+            parent = tracing.extract(record.headers)
+            attributes = {
+                "ios.tenant": self.tenant, "ios.integration": self.integration_id or "",
+                "ios.message.id": self.message_id, "ios.attempt": record.attempt,
+                "messaging.system": "kafka", "messaging.destination.name": record.topic,
+                "messaging.kafka.partition": record.partition,
+                "messaging.kafka.offset": record.offset,
+            }
         with timed("pipeline.message", metrics.STAGE_SECONDS, ("message",), parent=parent,
                    kind=SpanKind.CONSUMER, attributes=attributes) as span, \
                 logs.bound(tenant=self.tenant, integration=self.integration_id,
