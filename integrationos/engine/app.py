@@ -22,6 +22,7 @@ after everything the batch produced or projected is durable.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -53,6 +54,8 @@ PIPELINE_BATCH = 500
 PROJECTION_BATCH = 2000
 SOURCE_SYNC_SECONDS = 2.0
 LAG_SAMPLE_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
 
 
 def _headers(raw: Any) -> dict[str, bytes]:
@@ -191,8 +194,8 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
             attempt's pass becomes its child, so the retry stays in the message's trace."""
             with tracing.span("retry.release", kind=SpanKind.PRODUCER,
                               parent=tracing.extract(headers) if tracing.enabled() else None,
-                              attributes={"ios.retry.tier": tier_topic,
-                                          "ios.attempt": int(headers.get("ios-attempt", b"1"))}):
+                              attributes={"ios.retry.tier": tier_topic, "ios.attempt":
+                                          headers.get("ios-attempt", b"1").decode("latin-1")}):
                 return runtime.producer.produce(ingest_topic, key, value, tracing.inject(
                     [(k, v) for k, v in headers.items() if k != "ios-retry-at"]))
 
@@ -207,13 +210,17 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
             """``ios_consumer_lag_records`` of the partitions this worker holds now; a
             partition that moved to another worker stops being reported here."""
             consumer = app.consumer
-            assigned = consumer.assignment()
-            highwaters = await consumer.highwaters(*assigned) if assigned else {}
             lags = {}
-            for tp, highwater in highwaters.items():
-                position = await consumer.position(tp)
-                if position is not None and highwater is not None:
-                    lags[tp.topic, str(tp.partition)] = max(highwater - position, 0)
+            try:
+                assigned = consumer.assignment()
+                highwaters = await consumer.highwaters(*assigned) if assigned else {}
+                for tp, highwater in highwaters.items():
+                    position = await consumer.position(tp)
+                    if position is not None and highwater is not None:
+                        lags[tp.topic, str(tp.partition)] = max(highwater - position, 0)
+            except Exception:  # e.g. mid-rebalance: a metric never stops the worker
+                log.warning("could not sample the consumer lag", exc_info=True)
+                return
             metrics.CONSUMER_LAG.clear()  # no await from here: a scrape sees all or none
             for labels, lag in lags.items():
                 metrics.CONSUMER_LAG.labels(*labels).set(lag)
