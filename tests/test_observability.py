@@ -305,6 +305,7 @@ def test_the_api_metrics_count_requests_by_route_and_the_dlq(scenario: Scenario)
                  status="202") == 1
     assert moved("ios_api_requests_total", method="GET", route="/v1/messages/{id}/trace",
                  status="200") == 1
+    assert moved("ios_api_requests_total", method="GET", route="/metrics", status="200") == 1
     assert _value(after, "ios_dlq_messages", tenant="acme", integration="int_1") == 1
     paths = {dict(labels).get("route") for (_, labels) in after}
     assert not any(p and scenario.message_id in p for p in paths)

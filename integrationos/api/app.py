@@ -104,13 +104,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await rate_counter.close()
             engine.dispose()
 
+    # /metrics is Prometheus' text, outside /v1/: unauthenticated like the other public
+    # paths (it holds counts by tenant and integration, no payload, no secret).
+    routes = [*ROUTES, Route(METRICS_PATH, metrics_endpoint, methods=["GET"])]
     return Starlette(
-        # /metrics is Prometheus' text, outside /v1/: unauthenticated like the other public
-        # paths (it holds counts by tenant and integration, no payload, no secret).
-        routes=[*ROUTES, Route(METRICS_PATH, metrics_endpoint, methods=["GET"])],
+        routes=routes,
         # Outermost first: each request's span and metrics, authentication, then the rate
         # limit of the credential it found.
-        middleware=[Middleware(Telemetry, routes=ROUTES),
+        middleware=[Middleware(Telemetry, routes=routes),
                     Middleware(ApiKeyAuth, prefix="/v1/", public=PUBLIC_PATHS),
                     Middleware(RateLimit)],
         exception_handlers=EXCEPTION_HANDLERS,
