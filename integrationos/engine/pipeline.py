@@ -282,7 +282,10 @@ class _MessageRun:
         with timed("pipeline.message", metrics.STAGE_SECONDS, ("message",), parent=parent,
                    kind=SpanKind.CONSUMER, attributes=attributes) as span, \
                 logs.bound(tenant=self.tenant, integration=self.integration_id,
-                           message_id=self.message_id):
+                           message_id=self.message_id,
+                           # tracing off: the propagated trace still names the lines
+                           trace_id=None if parent is not None
+                           else tracing.trace_id_of(self.traceparent)):
             if span.is_recording():  # the message's events name this pass's span
                 self.traceparent = tracing.current_traceparent()
             await self._run_guarded()
