@@ -1,11 +1,13 @@
 """Observability end to end, on a real broker, a real worker process and the real API: one
 message sent with ``POST /v1/integrations/{id}/messages`` to a target that fails once, and a
-record that is not JSON, then
+record that is not JSON, and one whose transform fails and is then replayed with an edited
+payload, then
 
 - one trace: the API's spans (in-process, the SDK's ``InMemorySpanExporter``) and the
   worker's (its console exporter writing JSON lines to a file) form a single tree, API
   request → ingest produce → attempt 1 (validate, transform, deliver → connector call) →
   retry release → attempt 2, and the target received the trace context too;
+- the replay continues the trace of its API request, and the replayed pass is its child;
 - the lineage endpoint gives the events in order with the same trace id;
 - the worker's and the API's ``/metrics`` moved by what happened;
 - every line of the worker's JSON log parses, and a line written while handling the
@@ -53,6 +55,8 @@ ROUTE = "/v1/integrations/{id}/messages"
 @dataclass
 class Scenario:
     message_id: str
+    replayed_id: str
+    replayed_lineage: dict[str, Any]
     api_spans: list[ReadableSpan]
     worker_spans: list[dict[str, Any]]
     target: IdempotentTarget
@@ -134,19 +138,32 @@ def scenario(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
                 assert sent.status_code == 202, sent.text
                 message_id = sent.json()["messageId"]
                 ingest(settings, [b"{not json"])  # a dead letter, for the DLQ metrics
+                # $substringBefore of a number: a permanent transform error, dead-lettered
+                replayed_id = api.post("/v1/integrations/int_1/messages", json={
+                    "nome_completo": 5, "email": "rui@x.pt"}).json()["messageId"]
 
                 def delivered() -> Any:
                     found = api.get(f"/v1/messages/{message_id}")
                     return found.status_code == 200 and found.json()["status"] == "DELIVERED"
 
                 wait_for(delivered, 60, "the message to be delivered on its second attempt")
-                wait_for(lambda: dead_letter_rows(settings), 30, "the dead letter")
+                wait_for(lambda: len(dead_letter_rows(settings)) == 2, 30, "the dead letters")
+                replay = api.post("/v1/dlq/replay", json={
+                    "messageIds": [replayed_id],
+                    "payload": {"nome_completo": "Rui Sá", "email": "rui@x.pt"}})
+                assert replay.status_code == 202, replay.text
+
+                def replayed() -> Any:
+                    return api.get(f"/v1/messages/{replayed_id}").json()["status"] == "DELIVERED"
+
+                wait_for(replayed, 60, "the replayed message's delivery")
+                replayed_lineage = api.get(f"/v1/messages/{replayed_id}/trace").json()
                 lineage = api.get(f"/v1/messages/{message_id}/trace").json()
                 after = api.get("/metrics").text
             # the worker writes a span when it ends: the pass's own span ends last
             wait_for(lambda: spans_file.exists() and sum(
                 '"pipeline.message"' in line for line in spans_file.read_text().splitlines()
-            ) >= 3, 30, "the worker's spans")
+            ) >= 5, 30, "the worker's spans")
             scrape = f"http://127.0.0.1:{metrics_port}/metrics"
 
             def sampled_lag() -> str | None:  # the lag is sampled every 5 s
@@ -155,7 +172,8 @@ def scenario(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 
             worker_metrics = wait_for(sampled_lag, 30, "a consumer lag sample")
             yield Scenario(
-                message_id=message_id, api_spans=list(exporter.get_finished_spans()),
+                message_id=message_id, replayed_id=replayed_id,
+                replayed_lineage=replayed_lineage, api_spans=list(exporter.get_finished_spans()),
                 worker_spans=[json.loads(line) for line in spans_file.read_text().splitlines()],
                 target=target, lineage=lineage, worker_metrics=worker_metrics,
                 api_metrics_before=before, api_metrics_after=after, worker_log=worker.log(),
@@ -168,10 +186,16 @@ def scenario(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
         delete_topics_named(kafka_bootstrap, prefix)
 
 
+def _request_of(scenario: Scenario, message_id: str) -> ReadableSpan:
+    """The API's span of the request that sent ``message_id`` (its produce span's parent)."""
+    produce = next(s for s in scenario.api_spans if s.name == "ingest.produce"
+                   and s.attributes["ios.message.id"] == message_id)
+    return next(s for s in scenario.api_spans
+                if s.context.span_id == produce.parent.span_id)
+
+
 def _accepted(scenario: Scenario) -> ReadableSpan:
-    """The API's span of the request that was accepted (another one was refused: 401)."""
-    return next(s for s in scenario.api_spans if s.name == f"POST {ROUTE}"
-                and s.attributes["http.response.status_code"] == 202)
+    return _request_of(scenario, scenario.message_id)
 
 
 def _hex(value: str | None) -> str | None:
@@ -186,7 +210,8 @@ def _one(spans: list[dict[str, Any]], **wanted: Any) -> dict[str, Any]:
 
 def test_one_trace_from_the_api_request_to_the_second_delivery(scenario: Scenario):
     request = _accepted(scenario)
-    produce = next(s for s in scenario.api_spans if s.name == "ingest.produce")
+    produce = next(s for s in scenario.api_spans if s.name == "ingest.produce"
+                   and s.attributes["ios.message.id"] == scenario.message_id)
     trace_id = f"{request.context.trace_id:032x}"
     assert request.parent is None
     assert request.attributes["http.route"] == ROUTE
@@ -231,9 +256,35 @@ def test_one_trace_from_the_api_request_to_the_second_delivery(scenario: Scenari
     _one(mine, name="connector.write", parent=delivery["span"])
 
     # the target saw both attempts in the same trace, each from its connector call
-    seen = [r["traceparent"] for r in scenario.target.received]
+    seen = [r["traceparent"] for r in scenario.target.received
+            if r["idempotency_key"] == scenario.message_id]
     assert len(seen) == 2
     assert {tracing.trace_id_of(t) for t in seen} == {trace_id}
+
+
+def test_a_replay_continues_its_requests_trace_down_to_the_new_delivery(scenario: Scenario):
+    request = next(s for s in scenario.api_spans if s.name == "POST /v1/dlq/replay")
+    trace_id = f"{request.context.trace_id:032x}"
+    spans = [dict(s, span=_hex(s["context"]["span_id"]), parent=_hex(s["parent_id"]))
+             for s in scenario.worker_spans if _hex(s["context"]["trace_id"]) == trace_id]
+    run = _one(spans, name="replay.run")
+    assert run["parent"] == f"{request.context.span_id:016x}"
+    assert run["attributes"]["ios.replay.kind"] == "DLQ"
+    again = _one(spans, name="pipeline.message", parent=run["span"])
+    assert again["attributes"]["ios.message.id"] == scenario.replayed_id
+    _one(spans, name="connector.write", parent=_one(
+        spans, name="pipeline.deliver", parent=again["span"])["span"])
+
+    lineage = scenario.replayed_lineage
+    first_pass = f"{_request_of(scenario, scenario.replayed_id).context.trace_id:032x}"
+    assert lineage["traceIds"] == [first_pass, trace_id]
+    assert [e["type"] for e in lineage["events"]] == [
+        "message.received", "message.failed", "message.dead_lettered", "message.replayed",
+        "message.transformed", "message.delivered"]
+    replayed = lineage["events"][3]
+    assert replayed["traceId"] == trace_id and replayed["detail"]["payloadEdited"] is True
+    assert lineage["events"][1]["detail"]["stage"] == "transform"
+    assert lineage["events"][4]["detail"]["output"] == {"FirstName": "Rui", "Email": "rui@x.pt"}
 
 
 def test_the_lineage_lists_the_events_with_timings_and_the_trace_id(scenario: Scenario):
@@ -272,19 +323,23 @@ def _value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
 def test_the_worker_metrics_count_what_happened(scenario: Scenario):
     m = _samples(scenario.worker_metrics)
     mine = {"tenant": "acme", "integration": "int_1"}
-    assert _value(m, "ios_messages_received_total", **mine) == 1  # the bad record never was
-    assert _value(m, "ios_messages_transformed_total", **mine) == 2  # once per attempt
+    # Ana: failed delivery, retried, delivered; the bad record: dead-lettered unreceived;
+    # Rui: transform failed, dead-lettered, replayed (not received again), delivered
+    assert _value(m, "ios_messages_received_total", **mine) == 2
+    assert _value(m, "ios_messages_transformed_total", **mine) == 3  # once per attempt
     assert _value(m, "ios_messages_failed_total", stage="deliver", **mine) == 1
-    assert _value(m, "ios_messages_delivered_total", **mine) == 1
+    assert _value(m, "ios_messages_failed_total", stage="transform", **mine) == 1
+    assert _value(m, "ios_messages_delivered_total", **mine) == 2
     assert _value(m, "ios_messages_dead_lettered_total", stage="ingest", **mine) == 1
-    assert _value(m, "ios_pipeline_stage_duration_seconds_count", stage="deliver") == 2
-    assert _value(m, "ios_pipeline_stage_duration_seconds_count", stage="transform") == 2
-    assert _value(m, "ios_pipeline_stage_duration_seconds_count", stage="message") == 3
-    assert _value(m, "ios_jsonata_evaluation_duration_seconds_count") == 2
+    assert _value(m, "ios_messages_dead_lettered_total", stage="transform", **mine) == 1
+    assert _value(m, "ios_pipeline_stage_duration_seconds_count", stage="deliver") == 3
+    assert _value(m, "ios_pipeline_stage_duration_seconds_count", stage="transform") == 4
+    assert _value(m, "ios_pipeline_stage_duration_seconds_count", stage="message") == 5
+    assert _value(m, "ios_jsonata_evaluation_duration_seconds_count") == 4
     calls = {"connector_type": "HTTP", "operation": "write"}
     assert _value(m, "ios_connector_calls_total", outcome="error", **calls) == 1
-    assert _value(m, "ios_connector_calls_total", outcome="ok", **calls) == 1
-    assert _value(m, "ios_connector_call_duration_seconds_count", **calls) == 2
+    assert _value(m, "ios_connector_calls_total", outcome="ok", **calls) == 2
+    assert _value(m, "ios_connector_call_duration_seconds_count", **calls) == 3
     assert _value(m, "ios_connector_up", tenant="acme", connector="con_1",
                   connector_type="HTTP") == 1
     lags = {labels: v for (name, labels), v in m.items() if name == "ios_consumer_lag_records"
@@ -299,13 +354,16 @@ def test_the_api_metrics_count_requests_by_route_and_the_dlq(scenario: Scenario)
     def moved(name: str, **labels: str) -> float:
         return _value(after, name, **labels) - _value(before, name, **labels)
 
-    assert moved("ios_api_requests_total", method="POST", route=ROUTE, status="202") == 1
+    assert moved("ios_api_requests_total", method="POST", route=ROUTE, status="202") == 2
     assert moved("ios_api_requests_total", method="POST", route=ROUTE, status="401") == 1
     assert moved("ios_api_request_duration_seconds_count", method="POST", route=ROUTE,
+                 status="202") == 2
+    assert moved("ios_api_requests_total", method="POST", route="/v1/dlq/replay",
                  status="202") == 1
     assert moved("ios_api_requests_total", method="GET", route="/v1/messages/{id}/trace",
-                 status="200") == 1
+                 status="200") == 2
     assert moved("ios_api_requests_total", method="GET", route="/metrics", status="200") == 1
+    # the replayed message left the DLQ; the record that is not JSON waits there
     assert _value(after, "ios_dlq_messages", tenant="acme", integration="int_1") == 1
     paths = {dict(labels).get("route") for (_, labels) in after}
     assert not any(p and scenario.message_id in p for p in paths)
