@@ -43,6 +43,10 @@ class Settings:
     jwt_jwks: str = ""
     jwt_audience: str = ""
     jwt_issuer: str = ""
+    # A worker's own /metrics (Prometheus); 0: none. Off by default so that several workers
+    # on one host never fight over a port: set one port per worker (or per container).
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -66,4 +70,6 @@ class Settings:
             jwt_jwks=_env("IOS_JWT_JWKS", ""),
             jwt_audience=_env("IOS_JWT_AUDIENCE", ""),
             jwt_issuer=_env("IOS_JWT_ISSUER", ""),
+            worker_metrics_port=int(_env("IOS_WORKER_METRICS_PORT", "0")),
+            worker_metrics_host=_env("IOS_WORKER_METRICS_HOST", "127.0.0.1"),
         )

@@ -126,6 +126,7 @@ class RecordingTarget:
                 status = target.answer({
                     "idempotency_key": self.headers.get("Idempotency-Key"),
                     "authorization": self.headers.get("Authorization"),
+                    "traceparent": self.headers.get("traceparent"),
                     "body": json.loads(body),
                 })
                 self.send_response(status)
@@ -268,11 +269,13 @@ def configure_flow(settings: Settings, target_url: str, strategy: str = "RETRY_3
 
 
 def ingest(settings: Settings, values: list[bytes], integration: str = "int_1",
-           tenant: str = "acme", keys: int = 7) -> None:
+           tenant: str = "acme", keys: int = 7,
+           extra_headers: list[tuple[str, bytes]] | None = None) -> None:
     """Publish raw records to the ingest topic the way an external producer would, spread
     round-robin over ``keys`` ordering keys (the pipeline runs different keys concurrently)."""
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
-    headers = [("ios-tenant", tenant.encode()), ("ios-integration", integration.encode())]
+    headers = [("ios-tenant", tenant.encode()), ("ios-integration", integration.encode()),
+               *(extra_headers or [])]
     for n, value in enumerate(values):
         producer.produce(INGEST.name(settings.topic_prefix), key=f"k{n % keys}".encode(),
                          value=value, headers=headers)

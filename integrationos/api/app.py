@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Route
 
 from integrationos.api import openapi
 from integrationos.api.auth import ApiKeyAuth
@@ -39,8 +40,10 @@ from integrationos.api.routes import (
     webhooks,
 )
 from integrationos.api.routing import resource
+from integrationos.api.telemetry import METRICS_PATH, Telemetry, dlq_depth, metrics_endpoint
 from integrationos.connectors.credentials import CredentialVault
 from integrationos.engine.lookups import LookupService
+from integrationos.metrics import register_once
 from integrationos.settings import Settings
 from integrationos.store.database import open_database
 from integrationos.topics.catalog import CONFIG, INGEST
@@ -87,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         vault = CredentialVault.from_settings(resolved)
         lookups = LookupService(engine, vault)
         rate_counter = counter_for(resolved.redis_url)
+        register_once("dlq_depth", dlq_depth(engine))
         try:
             yield {"platform": Platform(
                 settings=resolved,
@@ -105,11 +109,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await rate_counter.close()
             engine.dispose()
 
+    # /metrics is Prometheus' text, outside /v1/: unauthenticated like the other public
+    # paths (it holds counts by tenant and integration, no payload, no secret).
+    routes = [*ROUTES, Route(METRICS_PATH, metrics_endpoint, methods=["GET"])]
     return Starlette(
-        routes=ROUTES,
-        # Outermost first: the request id (on every answer, refusals included), then
-        # authentication, then the rate limit of the credential it found.
-        middleware=[Middleware(RequestId),
+        routes=routes,
+        # Outermost first: the request id (on every answer, refusals included), each
+        # request's span and metrics, authentication, then the rate limit of the credential
+        # it found.
+        middleware=[Middleware(RequestId), Middleware(Telemetry, routes=routes),
                     Middleware(ApiKeyAuth, prefix="/v1/", public=PUBLIC_PATHS),
                     Middleware(RateLimit)],
         exception_handlers=EXCEPTION_HANDLERS,

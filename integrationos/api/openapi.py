@@ -191,6 +191,14 @@ _MESSAGES = (
               "Message",
               description="404 until the worker has recorded the message's first event, "
               "usually milliseconds after the 202."),
+    Operation("getMessageTrace", "GET /v1/messages/{id}/trace",
+              "A message's lineage: its events, the time between them, its trace id", 200,
+              "MessageTrace",
+              description="Every event of the message in order (received, transformed with "
+              "its output, each attempt with its error, delivered or dead-lettered, replays) "
+              "with the milliseconds since the previous one, and the OpenTelemetry trace id "
+              "its events carried (null when the message came without a trace context and "
+              "tracing is off). See docs/observability.md."),
     Operation("receiveWebhook", "POST /v1/webhooks/{integrationId}",
               "Send a message as a signed webhook (no API key)", 202, "MessageAccepted",
               "MessagePayload", (400, 401, 404, 409, 413, 422, 429, 503),

@@ -203,6 +203,7 @@ RULES: dict[tuple[str, str], Rule] = {
     # runs an integration's transformation with its environment's variables and lookups
     ("POST", "/v1/sandbox/execute"): Rule(DEVELOPER, _body_integration_env),
     ("GET", "/v1/messages/{id}"): Rule(VIEWER, _via(messages)),
+    ("GET", "/v1/messages/{id}/trace"): Rule(VIEWER, _via(messages)),
     ("GET", "/v1/dlq"): Rule(VIEWER, _dlq_listing_env),
     ("GET", "/v1/dlq/{id}"): Rule(VIEWER, _via(dlq_entries)),
     ("POST", "/v1/dlq/replay"): Rule(OPERATOR, _dlq_body_env),

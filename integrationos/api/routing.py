@@ -11,7 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from integrationos import logs
+from integrationos.api.context import TENANT_SCOPE_KEY
 from integrationos.api.permissions import authorize
+from integrationos.api.telemetry import ROUTE_SCOPE_KEY
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -23,6 +26,8 @@ def resource(path: str, **handlers: Handler) -> Route:
         by_method.setdefault("HEAD", by_method["GET"])
 
     async def dispatch(request: Request) -> Response:
+        request.scope[ROUTE_SCOPE_KEY] = path  # what the telemetry labels the request with
+        logs.bind(tenant=request.scope.get(TENANT_SCOPE_KEY))
         await authorize(request, path)
         return await by_method[request.method](request)
 

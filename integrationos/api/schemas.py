@@ -719,6 +719,24 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             "type": _STR, "occurredAt": _TIME, "data": {"type": "object"},
         })},
     }),
+    "MessageTrace": _closed({
+        "messageId": _STR, "integrationId": _OPT_STR, "status": _STR,
+        "traceId": _OPT_STR | {"description": "32 hex digits; the first of traceIds."},
+        "traceIds": {"type": "array", "items": _STR,
+                     "description": "Every trace the events belong to (a replay starts one)."},
+        "totalDurationMs": _INT,
+        "events": {"type": "array", "items": _closed({
+            "type": _STR, "occurredAt": _TIME,
+            "sincePreviousMs": {"type": ["integer", "null"]},
+            "traceId": _OPT_STR, "spanId": _OPT_STR,
+            "detail": {"type": "object", "description":
+                       "By type: received {source, key, contentType}; transformed {output, "
+                       "transformUs}; failed {attempt, stage, errorClass, error}; delivered "
+                       "{attempt, target, result}; dead_lettered {stage, error, dlqTopic}; "
+                       "parked {reason, error}; replayed {replayId, payloadEdited}; "
+                       "discarded {reason}."},
+        })},
+    }),
     "DlqEntry": _closed({
         "messageId": _STR, "integrationId": _OPT_STR, "code": _STR, "message": _STR,
         "stage": _STR, "deadLetteredAt": _TIME, "attempts": _INT,

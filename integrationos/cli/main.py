@@ -30,11 +30,18 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
+    from integrationos import logs, tracing
     from integrationos.api.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_level=args.loglevel, access_log=False)
+    tracing.configure("integrationos-api", f"{settings.api_host}:{settings.api_port}")
+    try:
+        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+                    log_level=args.loglevel, access_log=False,
+                    log_config=logs.dict_config(args.loglevel) or LOGGING_CONFIG)
+    finally:
+        tracing.shutdown()
     return 0
 
 

@@ -26,6 +26,8 @@ def run_platform(settings: Settings, workers: int = 1, keep_broker: bool = False
 
     for n in range(workers):
         env = {**os.environ, "IOS_WORKER_ID": f"worker-{n + 1}"}
+        if settings.worker_metrics_port:  # one port each, from the one configured
+            env["IOS_WORKER_METRICS_PORT"] = str(settings.worker_metrics_port + n)
         children.append(subprocess.Popen([*cli, "worker"], env=env))
     children.append(subprocess.Popen([*cli, "api"]))
     print(f"api: http://{settings.api_host}:{settings.api_port}/v1 "

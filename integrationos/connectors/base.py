@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from integrationos.observe import instrument_connector
+
 Role = Literal["source", "target"]
 JsonValue = Any
 
@@ -102,6 +104,12 @@ class Connector(ABC):
     roles: ClassVar[frozenset[Role]]
     config_spec: ClassVar[dict[str, Any]]
     credentials_spec: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every type's calls are timed, counted and traced (observe.py) without each module
+        having to remember to."""
+        super().__init_subclass__(**kwargs)
+        instrument_connector(cls)
 
     def __init__(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         self.config = config

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from integrationos import tracing
 from integrationos.connectors.base import (
     Connector,
     ConnectorError,
@@ -195,6 +196,7 @@ class HttpConnector(Connector):
             **self.config.get("headers", {}),
             **self._templated_headers(message.payload),
             "Idempotency-Key": message.idempotency_key,
+            **tracing.http_headers(),  # the target can continue the message's trace
             "X-IntegrationOS-Message-Id": message.message_id,
             "Content-Type": message.content_type,
         }

@@ -25,13 +25,16 @@ after everything the batch produced or projected is durable.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 from faust.types import TP
+from opentelemetry.trace import SpanKind
 
+from integrationos import metrics, tracing
 from integrationos.engine import quota_release, retention
 from integrationos.engine.persevere import until_done
 from integrationos.engine.pipeline import IngestRecord, release_plan
@@ -55,6 +58,9 @@ from integrationos.topics.catalog import (
 PIPELINE_BATCH = 500
 PROJECTION_BATCH = 2000
 SOURCE_SYNC_SECONDS = 2.0
+LAG_SAMPLE_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
 
 
 def _headers(raw: Any) -> dict[str, bytes]:
@@ -198,19 +204,49 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 if due:
-                    pending.append(runtime.producer.produce(
-                        ingest_topic, e.message.key, e.message.value or b"",
-                        [(k, v) for k, v in headers.items() if k != "ios-retry-at"]))
+                    pending.append(put_back(e.message.key, e.message.value or b"", headers))
                 else:
                     pending.append(runtime.producer.produce(
                         tier_topic, e.message.key, e.message.value or b"",
                         list(headers.items())))
             await asyncio.gather(*pending)
 
+        def put_back(key: bytes | None, value: bytes, headers: dict[str, bytes]
+                     ) -> asyncio.Future[tuple[int, int]]:
+            """Back on the ingest topic in a span of the trace the record carries: the next
+            attempt's pass becomes its child, so the retry stays in the message's trace."""
+            with tracing.span("retry.release", kind=SpanKind.PRODUCER,
+                              parent=tracing.extract(headers) if tracing.enabled() else None,
+                              attributes={"ios.retry.tier": tier_topic, "ios.attempt":
+                                          headers.get("ios-attempt", b"1").decode("latin-1")}):
+                return runtime.producer.produce(ingest_topic, key, value, tracing.inject(
+                    [(k, v) for k, v in headers.items() if k != "ios-retry-at"]))
+
         app.agent(raw_topic(tier.name(prefix)), name=f"release_{tier.suffix}")(release_when_due)
 
     for tier, seconds in zip(RETRY_TIERS, RETRY_TIER_SECONDS, strict=True):
         retry_tier_agent(tier, seconds)
+
+    if settings.worker_metrics_port:  # sampled only where someone can scrape it
+        @app.timer(LAG_SAMPLE_SECONDS)
+        async def sample_consumer_lag() -> None:
+            """``ios_consumer_lag_records`` of the partitions this worker holds now; a
+            partition that moved to another worker stops being reported here."""
+            consumer = app.consumer
+            lags = {}
+            try:
+                assigned = consumer.assignment()
+                highwaters = await consumer.highwaters(*assigned) if assigned else {}
+                for tp, highwater in highwaters.items():
+                    position = await consumer.position(tp)
+                    if position is not None and highwater is not None:
+                        lags[tp.topic, str(tp.partition)] = max(highwater - position, 0)
+            except Exception:  # e.g. mid-rebalance: a metric never stops the worker
+                log.warning("could not sample the consumer lag", exc_info=True)
+                return
+            metrics.CONSUMER_LAG.clear()  # no await from here: a scrape sees all or none
+            for labels, lag in lags.items():
+                metrics.CONSUMER_LAG.labels(*labels).set(lag)
 
     ready_file = settings.data_dir / f"{settings.worker_id}.ready"
 

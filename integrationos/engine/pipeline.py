@@ -21,14 +21,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy.exc import OperationalError
 
+from integrationos import logs, metrics, tracing
 from integrationos.connectors.base import ConnectorError, OutboundMessage
 from integrationos.engine.catalog import FlowCatalog, IntegrationView
-from integrationos.engine.flow import FlowResult, run_flow
+from integrationos.engine.flow import FlowResult, StepResult, run_flow
 from integrationos.engine.functions import EvaluationContext
 from integrationos.engine.lookups import LookupService
 from integrationos.engine.targets import TargetPool
+from integrationos.observe import timed
 from integrationos.quota import MessageQuota
 from integrationos.schemas.payloads import JSON_TYPES, media_type
 from integrationos.topics import event_types as t
@@ -170,7 +173,8 @@ class Pipeline:
             ("ios-message-id", message_id.encode()),
         ]
         tier = retry_tier_for(delay_s).name(self._prefix)
-        pending.append(self._producer.produce(tier, record.key, record.value, headers))
+        pending.append(self._producer.produce(tier, record.key, record.value,
+                                              tracing.inject(headers)))
 
     def pause_integration(
         self, view: IntegrationView, message_id: str, failure: Failure, causation_id: str | None,
@@ -204,7 +208,8 @@ class Pipeline:
             ("ios-dlq-stage", failure.stage.encode()),
             ("ios-message-id", message_id.encode()),
         ]
-        pending.append(self._producer.produce(self._dlq_topic, record.key, record.value, headers))
+        pending.append(self._producer.produce(self._dlq_topic, record.key, record.value,
+                                              tracing.inject(headers)))
 
 
 class _MessageRun:
@@ -223,6 +228,8 @@ class _MessageRun:
         self.tenant = tenant
         self.traceparent = record.header("traceparent")
         self.last_event_id: str | None = None
+        # Metric labels: the integration's once it is known to exist (bounded label sets)
+        self.labels = ("unknown", "unknown")
 
     def _emit(self, type_: str, data: dict[str, Any]) -> None:
         event = Event(
@@ -233,6 +240,7 @@ class _MessageRun:
         )
         self.last_event_id = event.event_id
         self.p.emit(event, self.pending)
+        metrics.count_message_event(type_, *self.labels, data.get("stage", ""))
 
     def _dead_letter(self, failure: Failure) -> None:
         self._emit(t.MESSAGE_DEAD_LETTERED, {
@@ -258,9 +266,34 @@ class _MessageRun:
         })
 
     async def run(self) -> None:
-        """Process the message. The read-model database being unreachable is the platform's
-        fault, not the message's: wait for it (holding this key's order) rather than
-        dead-letter. Anything else unexpected dead-letters this message only."""
+        """Process the message in its span, a child of the context its record carries (the
+        API's produce, or a retry tier's release), with its ids bound to every log line."""
+        record = self.record
+        parent, attributes = None, None
+        if tracing.enabled():  # nothing to build for a span nobody records
+            parent = tracing.extract(record.headers)
+            attributes = {
+                "ios.tenant": self.tenant, "ios.integration": self.integration_id or "",
+                "ios.message.id": self.message_id, "ios.attempt": record.attempt,
+                "messaging.system": "kafka", "messaging.destination.name": record.topic,
+                "messaging.kafka.partition": record.partition,
+                "messaging.kafka.offset": record.offset,
+            }
+        with timed("pipeline.message", metrics.STAGE_SECONDS, ("message",), parent=parent,
+                   kind=SpanKind.CONSUMER, attributes=attributes) as span, \
+                logs.bound(tenant=self.tenant, integration=self.integration_id,
+                           message_id=self.message_id,
+                           # tracing off: the propagated trace still names the lines
+                           trace_id=None if parent is not None
+                           else tracing.trace_id_of(self.traceparent)):
+            if span.is_recording():  # the message's events name this pass's span
+                self.traceparent = tracing.current_traceparent()
+            await self._run_guarded()
+
+    async def _run_guarded(self) -> None:
+        """The read-model database being unreachable is the platform's fault, not the
+        message's: wait for it (holding this key's order) rather than dead-letter. Anything
+        else unexpected dead-letters this message only."""
         wait = FIRST_BACKOFF_S
         while True:
             try:
@@ -290,6 +323,7 @@ class _MessageRun:
             self._dead_letter(Failure("ingest", "UNKNOWN_INTEGRATION",
                                       f"integration {self.integration_id} not found", False))
             return
+        self.labels = (view.tenant, view.id)
         source_error = self.record.header("ios-source-error")
         if source_error:  # the source could not parse this record (e.g. a malformed CSV row)
             self._dead_letter(Failure("ingest", "SOURCE_RECORD_MALFORMED", source_error, False))
@@ -355,11 +389,13 @@ class _MessageRun:
         A flow that looks tables up may wait on their sources, so it runs on a thread: the
         event loop keeps serving other messages meanwhile."""
         context = self.p.context_for(view)
+        started_ns = time.time_ns()
         if "$lookup" in (view.flow.expression or ""):
             result = await asyncio.to_thread(run_flow, view.flow, payload, context,
                                              raw=raw, content_type=content_type)
         else:
             result = run_flow(view.flow, payload, context, raw=raw, content_type=content_type)
+        _record_steps(result.steps, started_ns)
         if result.status == "SUCCESS":
             return result
         first = result.errors[0]
@@ -385,15 +421,28 @@ class _MessageRun:
             key=self.record.key.decode("utf-8", "replace") if self.record.key else None,
             payload=output, content_type=result.content_type, body=result.body,
         )
-        try:
-            connector = await self.p._targets.get(view.target)
-            delivery = await connector.write(message)
-        except ConnectorError as exc:
-            self._attempt_failed(view, Failure("deliver", exc.code, exc.message, exc.retryable,
-                                               exc.excerpt, exc.retry_after))
-        except NotImplementedError as exc:
-            self._attempt_failed(view, Failure("deliver", "TARGET_UNSUPPORTED", str(exc), False))
-        else:
+        target = view.target
+        up = metrics.CONNECTOR_UP.labels(view.tenant, target.connector_id,
+                                         target.connector_type)
+        with timed("pipeline.deliver", metrics.STAGE_SECONDS, ("deliver",), attributes={
+                "ios.attempt": self.record.attempt,
+                "ios.connector.id": target.connector_id}) as span:
+            try:
+                connector = await self.p._targets.get(target)
+                delivery = await connector.write(message)
+            except ConnectorError as exc:
+                tracing.mark_error(span, exc.code, exc.message)
+                # reached, but refused: the connector is up; timeouts, refusals, 5xx: down
+                up.set(0 if exc.retryable else 1)
+                self._attempt_failed(view, Failure("deliver", exc.code, exc.message,
+                                                   exc.retryable, exc.excerpt, exc.retry_after))
+                return
+            except NotImplementedError as exc:
+                tracing.mark_error(span, "TARGET_UNSUPPORTED", str(exc))
+                self._attempt_failed(view, Failure("deliver", "TARGET_UNSUPPORTED", str(exc),
+                                                   False))
+                return
+            up.set(1)
             self._emit(t.MESSAGE_DELIVERED, {"integrationId": view.id,
                                              "attempt": self.record.attempt,
                                              "target": delivery.target,
@@ -407,6 +456,8 @@ class _MessageRun:
             return
         self._failed(attempt, failure)
         delay = view.strategy.delay_before(attempt + 1, failure.retry_after)
+        log.info("attempt %d failed at %s with %s; attempt %d in %.1f s", attempt,
+                 failure.stage, failure.code, attempt + 1, delay)
         self.p.schedule_retry(self.record, self.message_id, attempt + 1, delay, self.pending)
 
     def _end(self, view: IntegrationView, attempt: int, failure: Failure) -> None:
@@ -419,3 +470,19 @@ class _MessageRun:
                                      self.pending)
         elif view.strategy.dead_letter:
             self._dead_letter(failure)
+
+
+def _record_steps(steps: list[StepResult], started_ns: int) -> None:
+    """The flow's steps (validate, transform, validateOutput) as spans and stage latencies.
+
+    The flow is pure and may run on a thread, so it is not traced from inside: its steps are
+    recorded afterwards from the durations it measured, laid end to end from its start."""
+    at_ns = started_ns
+    for step in steps:  # a skipped step (no schema to validate against) is traced as such
+        duration_ns = int(step.duration_ms * 1_000_000)
+        if step.status != "SKIPPED":
+            metrics.STAGE_SECONDS.labels(step.name).observe(duration_ns / 1e9)
+        tracing.record_span(f"pipeline.{step.name}", at_ns, at_ns + duration_ns,
+                            {"ios.step.status": step.status},
+                            error=step.errors[0].get("code") if step.errors else None)
+        at_ns += duration_ns

@@ -22,8 +22,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Engine, select
 
+from integrationos import logs, tracing
 from integrationos.engine.replay_sources import (
     CHUNK,
     Resend,
@@ -69,6 +71,15 @@ class ReplayRunner:
         if await asyncio.to_thread(self._finished, request.data["replayId"]):
             return  # seen again after a crash or rebalance: it already ran to the end
         progress = _Progress()
+        parent = (tracing.extract([("traceparent", request.traceparent.encode())])
+                  if tracing.enabled() and request.traceparent else None)
+        with tracing.span("replay.run", parent=parent, kind=SpanKind.CONSUMER, attributes={
+                "ios.tenant": request.tenant, "ios.replay.id": request.data["replayId"],
+                "ios.replay.kind": request.data["kind"]}), \
+                logs.bound(tenant=request.tenant, replay_id=request.data["replayId"]):
+            await self._run(request, progress)
+
+    async def _run(self, request: Event, progress: _Progress) -> None:
         try:
             settle = CATALOG_SETTLE_S - (time.time() * 1000 - request.data["requestedAt"]) / 1000
             await asyncio.sleep(max(settle, 0.0))
@@ -126,8 +137,10 @@ class ReplayRunner:
                 "messageId": r.message_id, "integrationId": r.integration_id,
                 "replayId": request.data["replayId"], "payloadJson": r.edited_payload_json,
             })) for r in resends))
+        # Each record carries the replay's span: the messages' new passes are its children.
         await asyncio.gather(*(self._producer.produce(self._ingest_topic, r.key, r.value,
-                                                      r.headers) for r in resends))
+                                                      tracing.inject(list(r.headers)))
+                               for r in resends))
 
     async def _report(self, request: Event, type_: str, counts: dict[str, Any]) -> None:
         data = {"replayId": request.data["replayId"], **counts}

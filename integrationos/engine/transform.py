@@ -33,6 +33,7 @@ from integrationos.engine.functions import (
     EvaluationContext,
     with_prelude,
 )
+from integrationos.metrics import JSONATA_SECONDS
 
 DEFAULT_TIMEOUT_MS = 250
 MAX_TIMEOUT_MS = 10_000
@@ -195,8 +196,11 @@ def transform(expression: str, payload: Any, context: EvaluationContext | None =
     """
     compiled = compile_expression(expression)
     started = time.perf_counter_ns()
-    output = compiled.evaluate(payload, bindings, context)
-    elapsed = (time.perf_counter_ns() - started) // 1000
+    try:
+        output = compiled.evaluate(payload, bindings, context)
+    finally:
+        elapsed = (time.perf_counter_ns() - started) // 1000
+        JSONATA_SECONDS.observe(elapsed / 1e6)
     if not _finite(output):
         raise TransformError(
             "D1001", "D1001: the output holds a number JSON cannot represent (Infinity/NaN)")

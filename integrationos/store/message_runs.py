@@ -55,7 +55,8 @@ def message_event_row(event: Event) -> dict[str, Any]:
     return {"event_id": event.event_id, "message_id": event.data["messageId"],
             "tenant_id": event.tenant, "event_type": event.type,
             "occurred_at": event.occurred_at_ms,
-            "data_json": json.dumps(event.data, ensure_ascii=False)}
+            "data_json": json.dumps(event.data, ensure_ascii=False),
+            "traceparent": event.traceparent}
 
 
 def _lifecycle(event: Event) -> tuple[str, dict[str, Any]]:

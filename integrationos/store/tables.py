@@ -257,6 +257,8 @@ message_events = Table(
     Column("event_type", String(60), nullable=False),
     Column("occurred_at", BigInteger, nullable=False),
     Column("data_json", Text, nullable=False),
+    # The W3C trace context the event carried (its envelope's): the lineage's trace id.
+    Column("traceparent", String(200), nullable=True),
 )
 
 dlq_entries = Table(

@@ -8,6 +8,7 @@ acknowledging anything.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from integrationos.topics.delivery import ReportPoller
 from integrationos.topics.envelope import Event
 
 Headers = Sequence[tuple[str, bytes]]
+_LIBRDKAFKA_LOG = logging.getLogger("integrationos.librdkafka")
 
 
 class AppendFailed(RuntimeError):
@@ -48,6 +50,9 @@ class LogProducer:
                 "linger.ms": 5,
                 "compression.type": "lz4",
                 "message.max.bytes": 8 * 1024 * 1024,
+                # librdkafka's own lines through Python logging (served by the poller), so
+                # they take the process's log format instead of raw text on stderr
+                "logger": _LIBRDKAFKA_LOG,
                 **(extra or {}),
             }
         )

@@ -10,10 +10,12 @@ from sqlalchemy import Engine, select
 from integrationos.settings import Settings
 from integrationos.store.database import open_database
 from integrationos.store.rebuild import rebuild
-from integrationos.store.tables import PROJECTED_TABLES, projection_offsets
+from integrationos.store.tables import PROJECTED_TABLES, message_events, projection_offsets
 from integrationos.topics.catalog import CONFIG, MESSAGE_EVENTS, SOURCE_CHECKPOINTS
 from tests.conftest import fresh_postgres_database
 from tests.support import RecordingTarget, configure_flow, count_messages, ingest, wait_for
+
+TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def _dump(engine: Engine) -> dict[str, list[tuple]]:
@@ -33,7 +35,8 @@ def test_rebuild_from_offset_zero_yields_the_same_tables(worker, platform_env, t
         configure_flow(settings, target.url)
         values = [json.dumps({"nome_completo": f"R{n} Y", "email": f"r{n}@ex.pt"}).encode()
                   for n in range(300)]
-        ingest(settings, [*values, b"{broken"])
+        # an external producer's trace context, carried (tracing off) onto every event
+        ingest(settings, [*values, b"{broken"], extra_headers=[("traceparent", TRACEPARENT)])
         wait_for(lambda: count_messages(settings) == 301 and
                  count_messages(settings, "DELIVERED") == 300, 120, "the run to settle")
     finally:
@@ -43,6 +46,9 @@ def test_rebuild_from_offset_zero_yields_the_same_tables(worker, platform_env, t
     expected = _dump(live)
     live.dispose()
     assert len(expected["messages"]) == 301 and len(expected["message_events"]) >= 901
+    traceparent_column = [c.name for c in message_events.columns].index("traceparent")
+    assert {row[traceparent_column] for row in expected["message_events"]} == {
+        TRACEPARENT.decode()}  # the lineage's trace id, which the rebuild must restore too
 
     if settings.database_url.startswith("postgresql"):
         rebuilt_url = fresh_postgres_database(f"{topic_prefix}_rebuilt")

@@ -15,6 +15,7 @@ from sqlalchemy import Row, Select, or_
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from integrationos import metrics
 from integrationos.api import serializers
 from integrationos.api.commands import commit
 from integrationos.api.context import Platform, new_id, platform, tenant
@@ -227,6 +228,8 @@ async def test_connector(request: Request) -> Response:
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(connector.close(), _CLOSE_TIMEOUT_SECONDS)
+    metrics.CONNECTOR_UP.labels(tenant_id, row.id, row.connector_type).set(
+        1 if result["status"] == "UP" else 0)
     return JSONResponse(result)
 
 

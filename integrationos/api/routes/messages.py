@@ -1,5 +1,6 @@
 """Messages: ingest into an integration (``POST /v1/integrations/{id}/messages``) and
-follow one through the pipeline (``GET /v1/messages/{id}``).
+follow one through the pipeline (``GET /v1/messages/{id}``, and its lineage with timings and
+trace id, ``GET /v1/messages/{id}/trace``).
 
 Ingest answers 202 once the broker has the record (acks=all), not once it is processed:
 the record's lifecycle shows up in the message's events as the worker handles it. Until
@@ -12,16 +13,19 @@ import asyncio
 import json
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Row, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from integrationos import tracing
 from integrationos.api import serializers
 from integrationos.api.commands import acked
 from integrationos.api.context import new_id, platform, tenant
 from integrationos.api.db import fetch_all, first, get_live
 from integrationos.api.errors import ApiError, not_found
+from integrationos.api.message_trace import lineage
 from integrationos.api.routes.usage import ensure_quota
 from integrationos.api.routing import resource
 from integrationos.api.validation import parse_json, read_body
@@ -167,7 +171,13 @@ def _produce(request: Request, integration_id: str, message_id: str, key: str,
     headers = [("ios-tenant", tenant_id.encode()), ("ios-integration", integration_id.encode()),
                ("ios-message-id", message_id.encode()), ("ios-source", b"http"),
                ("ios-content-type", content_type.encode())]
-    return p.producer.produce(p.ingest_topic, key.encode(), value, headers)
+    # The record carries this span's context: the worker's pass continues the trace.
+    with tracing.span("ingest.produce", kind=SpanKind.PRODUCER, attributes={
+            "ios.tenant": tenant_id, "ios.integration": integration_id,
+            "ios.message.id": message_id, "messaging.system": "kafka",
+            "messaging.destination.name": p.ingest_topic}):
+        return p.producer.produce(p.ingest_topic, key.encode(), value,
+                                  tracing.inject(headers))
 
 
 async def get_message(request: Request) -> Response:
@@ -181,7 +191,20 @@ async def get_message(request: Request) -> Response:
     return JSONResponse(serializers.message(row, sorted(events, key=_lifecycle_order)))
 
 
+async def get_message_trace(request: Request) -> Response:
+    """The message's lineage: its events in order with the time between them and its trace."""
+    p, tenant_id, message_id = platform(request), tenant(request), request.path_params["id"]
+    row = await first(p.engine, select(messages).where(
+        messages.c.tenant_id == tenant_id, messages.c.id == message_id))
+    if row is None:
+        raise not_found("message", message_id)
+    events = await fetch_all(p.engine, select(message_events).where(
+        message_events.c.tenant_id == tenant_id, message_events.c.message_id == message_id))
+    return JSONResponse(lineage(row, sorted(events, key=_lifecycle_order)))
+
+
 routes = [
     resource("/v1/integrations/{id}/messages", POST=ingest_message),
     resource("/v1/messages/{id}", GET=get_message),
+    resource("/v1/messages/{id}/trace", GET=get_message_trace),
 ]

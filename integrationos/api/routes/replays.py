@@ -23,6 +23,7 @@ from sqlalchemy import Row, func, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from integrationos import tracing
 from integrationos.api.commands import commit_to
 from integrationos.api.context import Platform, platform, tenant
 from integrationos.api.db import fetch_all, first, get_live
@@ -64,7 +65,9 @@ async def _request(p: Platform, tenant_id: str, replay_id: str, data: dict[str, 
     """Append the request, wait until it is recorded, answer 202 with where to follow it."""
     await commit_to(p, REPLAYS.name(p.settings.topic_prefix), Event(
         t.MESSAGE_REPLAY_REQUESTED, tenant_id, replay_id,
-        {"replayId": replay_id, "requestedAt": int(time.time() * 1000), **data}))
+        {"replayId": replay_id, "requestedAt": int(time.time() * 1000), **data},
+        # the worker's replay continues this request's trace (docs/observability.md)
+        traceparent=tracing.current_traceparent()))
     return await _answer(p, tenant_id, replay_id, 202)
 
 
