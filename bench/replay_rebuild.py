@@ -51,15 +51,8 @@ from integrationos.topics.envelope import Event
 NAME = "replay_rebuild"
 SIZES = {"tiny": {"replay_messages": 300, "rebuild_events": 3000,
                   "postgres_rebuild_events": 3000},
-         "full": {"replay_messages": 10_000, "rebuild_events": 100_000,
-                  "postgres_rebuild_events": 50_000}}
-ISSUE_SIZES = {"replay_messages": 50_000, "rebuild_events": 1_000_000}
-SCALED_DOWN = (
-    "full is scaled down from the issue's 50,000 replayed messages and 1,000,000 rebuilt "
-    "events: on this 2-core shared machine one worker ran ~130 msg/s (three passes of "
-    "50,000: ~20 min) and rebuild ran ~730 events/s into SQLite and ~520 into PostgreSQL "
-    "(1,000,000: 23 and 32 min), far beyond the ~8 min budget of one benchmark. The rates "
-    "are per second, so they compare; change SIZES to run the issue's sizes.")
+         "full": {"replay_messages": 50_000, "rebuild_events": 1_000_000,
+                  "postgres_rebuild_events": 1_000_000}}
 MAPPING = '{"FirstName": $substringBefore($.nome_completo, " "), "Email": $.email, "n": $.n}'
 
 
@@ -264,11 +257,11 @@ def run(size: str) -> dict[str, Any]:
                                 params["postgres_rebuild_events"])
     by_name = {r["measure"]: r for r in rows}
     replay, sqlite = by_name["DLQ replay by filter"], by_name["rebuild into SQLite"]
-    notes = [*NOTES, SCALED_DOWN] if size == "full" else list(NOTES)
+    notes = list(NOTES)
     if _postgres_admin_url() is None:
         notes.append("PostgreSQL not measured: set IOS_BENCH_POSTGRES_URL to a server URL")
     return {"name": NAME,
-            "parameters": {**params, "issue_sizes": ISSUE_SIZES, "workers": 1,
+            "parameters": {**params, "workers": 1,
                            "database": "SQLite (replay)", "error_strategy": "DLQ",
                            "mapping": MAPPING,
                            "events_per_message": 3},
