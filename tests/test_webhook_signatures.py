@@ -1,4 +1,5 @@
-"""The webhook signature scheme receivers verify with (integrationos/webhook_signatures.py)."""
+"""The platform's one webhook signature scheme (integrationos/webhook_signatures.py): the
+headers it produces, written out independently here, and every way verify refuses."""
 
 from __future__ import annotations
 
@@ -7,37 +8,64 @@ import hmac
 
 import pytest
 
-from integrationos.webhook_signatures import REPLAY_WINDOW_SECONDS, InvalidSignature, sign, verify
+from integrationos.webhook_signatures import (
+    REPLAY_WINDOW_SECONDS,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    InvalidSignature,
+    sign,
+    verify,
+)
 
 SECRET = "whsec_test-secret"
 BODY = b'{"event":"alert.fired","alert":{"id":"alt_1"}}'
+AT = 1_700_000_000
 
 
-def test_the_header_is_t_and_the_hmac_of_t_dot_body():
-    header = sign(SECRET, BODY, timestamp=1_700_000_000)
+def test_the_headers_are_the_timestamp_and_the_hmac_of_timestamp_dot_body():
+    headers = sign(SECRET, BODY, timestamp=AT)
     expected = hmac.new(SECRET.encode(), b"1700000000." + BODY, hashlib.sha256).hexdigest()
-    assert header == f"t=1700000000,v1={expected}"
-    assert verify(SECRET, BODY, header, now=1_700_000_000) == 1_700_000_000
+    assert (TIMESTAMP_HEADER, SIGNATURE_HEADER) == ("X-Timestamp", "X-Signature")
+    assert headers == {"X-Timestamp": "1700000000", "X-Signature": f"sha256={expected}"}
+    assert verify(SECRET, BODY, headers, now=AT) == AT
 
 
-@pytest.mark.parametrize(("secret", "body", "header", "now", "reason"), [
-    (SECRET, BODY + b" ", sign(SECRET, BODY, 1000), 1000, "does not match"),
-    ("whsec_other", BODY, sign(SECRET, BODY, 1000), 1000, "does not match"),
-    (SECRET, BODY, sign(SECRET, BODY, 1000), 1000 + REPLAY_WINDOW_SECONDS + 1, "replay window"),
-    (SECRET, BODY, sign(SECRET, BODY, 1000), 1000 - REPLAY_WINDOW_SECONDS - 1, "replay window"),
-    (SECRET, BODY, sign(SECRET, BODY, 1000).replace("t=1000", "t=1001"), 1000,
-     "does not match"),
-    (SECRET, BODY, None, 1000, "no X-IntegrationOS-Signature"),
-    (SECRET, BODY, "v1=abc", 1000, "t=<unix seconds>"),
-    (SECRET, BODY, "t=1000", 1000, "t=<unix seconds>"),
-    (SECRET, BODY, "garbage", 1000, "t=<unix seconds>"),
-])
-def test_tampered_stale_or_malformed_is_refused(secret, body, header, now, reason):
+def test_header_names_are_matched_in_any_case_and_the_window_edges_pass():
+    headers = {name.lower(): value for name, value in sign(SECRET, BODY, AT).items()}
+    assert verify(SECRET, BODY, headers, now=AT + REPLAY_WINDOW_SECONDS) == AT
+    assert verify(SECRET, BODY, headers, now=AT - REPLAY_WINDOW_SECONDS) == AT
+    assert verify(SECRET, BODY, headers, tolerance_seconds=10, now=AT + 10) == AT
+
+
+def test_sign_defaults_to_now():
+    headers = sign(SECRET, BODY)
+    assert verify(SECRET, BODY, headers, tolerance_seconds=5) == int(headers[TIMESTAMP_HEADER])
+
+
+def _signed(**changes: str) -> dict[str, str]:
+    return {**sign(SECRET, BODY, AT), **changes}
+
+
+@pytest.mark.parametrize(("secret", "body", "headers", "now", "reason"), [
+    (SECRET, BODY + b" ", _signed(), AT, "does not match"),
+    ("whsec_other", BODY, _signed(), AT, "does not match"),
+    (SECRET, BODY, _signed(**{TIMESTAMP_HEADER: str(AT + 1)}), AT, "does not match"),
+    (SECRET, BODY, _signed(), AT + REPLAY_WINDOW_SECONDS + 1, "301 s old, outside the 300 s"),
+    (SECRET, BODY, _signed(), AT - REPLAY_WINDOW_SECONDS - 1, "301 s in the future"),
+    (SECRET, BODY, {}, AT, "missing X-Timestamp and X-Signature$"),
+    (SECRET, BODY, {TIMESTAMP_HEADER: str(AT)}, AT, "missing X-Signature$"),
+    (SECRET, BODY, _signed(**{TIMESTAMP_HEADER: ""}), AT, "missing X-Timestamp$"),
+    (SECRET, BODY, _signed(**{TIMESTAMP_HEADER: "1.7e9"}), AT, "malformed X-Timestamp"),
+    (SECRET, BODY, _signed(**{TIMESTAMP_HEADER: "\u00b2"}), AT, "malformed X-Timestamp"),
+    (SECRET, BODY, _signed(**{TIMESTAMP_HEADER: "9" * 5000}), AT, "malformed X-Timestamp"),
+    (SECRET, BODY, _signed(**{SIGNATURE_HEADER: "0" * 64}), AT, "malformed X-Signature"),
+    (SECRET, BODY, _signed(**{SIGNATURE_HEADER: _signed()[SIGNATURE_HEADER].upper()}), AT,
+     "malformed X-Signature"),
+    (SECRET, BODY, {TIMESTAMP_HEADER: str(AT), SIGNATURE_HEADER: f"t={AT},v1={'0' * 64}"}, AT,
+     "malformed X-Signature"),
+], ids=["body", "secret", "timestamp", "stale", "future", "no-headers", "no-signature",
+        "empty-timestamp", "float-timestamp", "unicode-digit", "huge-timestamp", "no-prefix",
+        "upper-hex", "old-alert-format"])
+def test_tampered_stale_missing_or_malformed_is_refused(secret, body, headers, now, reason):
     with pytest.raises(InvalidSignature, match=reason):
-        verify(secret, body, header, now=now)
-
-
-def test_one_matching_signature_of_several_suffices():
-    """While a secret is rotated, a sender may sign with both."""
-    good = sign(SECRET, BODY, 1000).split(",")[1]
-    assert verify(SECRET, BODY, f"t=1000,v1={'0' * 64},{good}", now=1000) == 1000
+        verify(secret, body, headers, now=now)

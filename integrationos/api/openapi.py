@@ -327,7 +327,8 @@ _METRICS_AND_ALERTS = (
               "AlertRuleCreated", "AlertRuleCreate", _WRITE,
               "condition.type: DLQ_DEPTH, ERROR_RATE, NO_TRAFFIC, CONNECTOR_DOWN or QUOTA; "
               "channels: email (an SMTP connector and recipients) or webhook (signed "
-              "X-IntegrationOS-Signature: t=<unix>,v1=<hex HMAC-SHA256 of t.body>). "
+              "X-Timestamp and X-Signature: sha256=<hex HMAC-SHA256 of X-Timestamp + '.' + "
+              "body>, as receiveWebhook). "
               "webhookSecret is in this answer only. See docs/alerts.md."),
     Operation("listAlertRules", "GET /v1/alerts/rules", "List alert rules", 200,
               "AlertRuleList", errors=(400,), query=_PAGED),

@@ -398,7 +398,7 @@ ALERT_CHANNEL = _object(
             "x-message": "must be an email address"}},
         "url": {"type": "string", "maxLength": 2000, "pattern": "^https?://[^\\s]+$",
                 "x-message": "must be an http(s) URL",
-                "description": "webhook: POSTed to, signed (X-IntegrationOS-Signature)."},
+                "description": "webhook: POSTed to, signed (X-Timestamp, X-Signature)."},
     },
     ("type",),
 )

@@ -2,22 +2,22 @@
 
 As a source the connector has no URL of its own: messages arrive through the ingest
 endpoint, or through the integration's webhook, signed with the ``webhookSecret`` credential
-(see ``signature``). As a target it keeps one pooled ``httpx.AsyncClient`` per configured
-connection and classifies every failure so the error strategy can tell a busy server (retry,
-after its ``Retry-After``) from a rejected request (dead-letter).
+(the scheme of ``integrationos.webhook_signatures``). As a target it keeps one pooled
+``httpx.AsyncClient`` per configured connection and classifies every failure so the error
+strategy can tell a busy server (retry, after its ``Retry-After``) from a rejected request
+(dead-letter).
 
 A target's path and headers may be JSONata templates on the payload. It authenticates with
 basic auth, a bearer token, or an OAuth 2.0 client-credentials token (fetched once, reused
 until shortly before it expires, fetched again once when the API answers 401, since a token
-may be revoked early), and may also sign every request with an HMAC.
+may be revoked early), and may also sign every request with an HMAC (``X-Timestamp`` and
+``X-Signature``, the platform's one scheme: ``integrationos.webhook_signatures``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import math
 import socket
 import ssl
@@ -39,6 +39,7 @@ from integrationos.connectors.base import (
     Role,
 )
 from integrationos.connectors.templates import Templates
+from integrationos.webhook_signatures import sign
 
 DEFAULT_METHOD = "POST"
 DEFAULT_TIMEOUT_MS = 10_000
@@ -177,10 +178,7 @@ class HttpConnector(Connector):
 
     def _signed(self, body: bytes) -> dict[str, str]:
         secret = self._credentials.get("signingSecret")
-        if not secret:
-            return {}
-        timestamp = str(int(time.time()))
-        return {"X-Timestamp": timestamp, "X-Signature": signature(secret, timestamp, body)}
+        return sign(secret, body) if secret else {}
 
     async def write(self, message: OutboundMessage) -> Delivery:
         if self.url is None:
@@ -351,17 +349,6 @@ class _ClientCredentials:
             raise ConnectorError("OAUTH_BAD_RESPONSE", "token endpoint: no usable "
                                  "access_token/expires_in in its answer", retryable=False)
         return token, time.monotonic() + lifetime - min(REFRESH_MARGIN_S, lifetime / 10)
-
-
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    """``sha256=`` and the hex HMAC-SHA256 of ``timestamp + "." + body`` under ``secret``.
-
-    How a target signs what it sends (``X-Signature`` with ``X-Timestamp``) and how the
-    webhook endpoint checks what it receives. The timestamp is part of the signed text, so a
-    captured request cannot be replayed later under a fresh ``X-Timestamp``.
-    """
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
 
 
 def _report(status: Status, started: float, detail: str) -> HealthReport:

@@ -2,8 +2,9 @@
 
 - ``email``: through one of the tenant's SMTP connectors (its server, security, credentials
   and sender); the rule gives the recipients, the subject and text are the alert's.
-- ``webhook``: a JSON POST signed with the rule's secret (``integrationos.webhook_signatures``:
-  ``X-IntegrationOS-Signature: t=<unix>,v1=<hex>``); a 2xx answer is success.
+- ``webhook``: a JSON POST signed with the rule's secret in the platform's one scheme
+  (``integrationos.webhook_signatures``: ``X-Timestamp`` and ``X-Signature: sha256=<hex>``,
+  as HTTP targets sign); a 2xx answer is success.
 
 Each channel gets ``ATTEMPTS`` tries, ``RETRY_DELAYS`` apart, unless a failure is final (a 4xx
 other than 408/429, an SMTP 5xx, a connector that no longer exists). Nothing raises: every
@@ -29,7 +30,7 @@ from integrationos.connectors.credentials import CredentialsUnreadable, Credenti
 from integrationos.connectors.registry import InvalidConnectorConfig, build
 from integrationos.store.projections import sealed_from_text
 from integrationos.store.tables import connectors
-from integrationos.webhook_signatures import SIGNATURE_HEADER, sign
+from integrationos.webhook_signatures import sign
 
 ATTEMPTS = 3
 RETRY_DELAYS = (1.0, 3.0)
@@ -154,7 +155,7 @@ class Notifier:
         body = json.dumps({"event": _EVENT_NAMES[notice.kind], "deliveryId": delivery_id,
                            "tenant": notice.tenant, "alert": notice.alert},
                           ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body),
+        headers = {"Content-Type": "application/json", **sign(secret, body),
                    "X-IntegrationOS-Event": _EVENT_NAMES[notice.kind],
                    "X-IntegrationOS-Delivery": delivery_id}
         try:

@@ -49,8 +49,10 @@ def test_a_valid_signature_without_api_key_reaches_ingest(client, hooks):
     lambda: signed(BODY, at=time.time() + 360),
     lambda: signed(b'{"other": "body"}'),
     lambda: {**signed(BODY), "X-Timestamp": str(int(time.time()) - 1)},
+    lambda: {**signed(BODY), "X-Timestamp": "9" * 5000},  # beyond int()'s 4300 digits
+    lambda: {**signed(BODY), "X-Signature": signed(BODY)["X-Signature"].upper()},
 ], ids=["missing", "no-signature", "wrong-secret", "expired", "future", "other-body",
-        "other-timestamp"])
+        "other-timestamp", "huge-timestamp", "upper-hex"])
 def test_a_missing_wrong_or_stale_signature_is_401(client, hooks, headers):
     # Signed when the test runs, not when it is collected: a run slower than the window
     # must not turn the "future" signature valid.

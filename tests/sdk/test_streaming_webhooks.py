@@ -11,7 +11,7 @@ import time
 import pytest
 from starlette.responses import JSONResponse
 
-from integrationos.connectors.http import signature as platform_signature
+from integrationos import webhook_signatures as platform
 from tests.sdk.fake_api import Seen, error
 
 PATH = "/v1/integrations/int_1/messages"
@@ -100,31 +100,41 @@ def test_the_async_client_streams_an_async_iterable(fake):
 SECRET = "whsec-0123456789abcdef"
 
 
-def test_verify_accepts_what_the_platform_signs():
+def test_the_sdk_and_the_platform_implement_one_scheme():
+    """What the platform sends (HTTP targets, alert notifications: both sign with
+    integrationos.webhook_signatures) the SDK verifies, and what the SDK signs for
+    POST /v1/webhooks the platform verifies: the same headers, byte for byte."""
     from integration_platform import webhooks
 
     body = '{"FirstName": "Jo\u00e3o"}'.encode()
-    stamp = str(int(time.time()))
-    headers = {"x-timestamp": stamp, "X-SIGNATURE": platform_signature(SECRET, stamp, body)}
-    webhooks.verify(SECRET, body, headers)
-    assert webhooks.sign(SECRET, body, int(stamp)) == {
-        "X-Timestamp": stamp, "X-Signature": platform_signature(SECRET, stamp, body)}
+    at = int(time.time())
+    sent = platform.sign(SECRET, body)
+    webhooks.verify(SECRET, body, sent)
+    webhooks.verify(SECRET, body, {name.upper(): value for name, value in sent.items()})
+    assert platform.verify(SECRET, body, webhooks.sign(SECRET, body)) >= at
+    assert webhooks.sign(SECRET, body, at) == platform.sign(SECRET, body, at)
+    assert (webhooks.TIMESTAMP_HEADER, webhooks.SIGNATURE_HEADER, webhooks.TOLERANCE_SECONDS) \
+        == (platform.TIMESTAMP_HEADER, platform.SIGNATURE_HEADER, platform.REPLAY_WINDOW_SECONDS)
 
 
-@pytest.mark.parametrize("change", ["body", "secret", "old", "future", "missing", "format"])
-def test_verify_refuses_anything_else(change):
+@pytest.mark.parametrize("change", ["body", "secret", "old", "future", "missing", "format",
+                                    "unicode-digit", "huge-timestamp"])
+def test_both_refuse_anything_else(change):
     from integration_platform import webhooks
     from integration_platform.webhooks import WebhookVerificationError
 
     body, now = b'{"a":1}', time.time()
-    stamp = str(int(now) - {"old": 301, "future": -301}.get(change, 0))
-    headers = {"X-Timestamp": stamp, "X-Signature": platform_signature(SECRET, stamp, body)}
+    headers = platform.sign(SECRET, body, int(now) - {"old": 301, "future": -301}.get(change, 0))
     if change == "body":
         body = b'{"a":2}'
     if change == "missing":
-        del headers["X-Signature"]
+        del headers[platform.SIGNATURE_HEADER]
     if change == "format":
-        headers["X-Signature"] = headers["X-Signature"].removeprefix("sha256=")
+        headers[platform.SIGNATURE_HEADER] = headers[platform.SIGNATURE_HEADER][len("sha256="):]
+    if change in ("unicode-digit", "huge-timestamp"):
+        headers[platform.TIMESTAMP_HEADER] = "\u00b2" if change == "unicode-digit" else "9" * 5000
+    secret = "another-secret-0123" if change == "secret" else SECRET
     with pytest.raises(WebhookVerificationError):
-        webhooks.verify("another-secret-0123" if change == "secret" else SECRET, body,
-                        headers, now=now)
+        webhooks.verify(secret, body, headers, now=now)
+    with pytest.raises(platform.InvalidSignature):
+        platform.verify(secret, body, headers, now=now)

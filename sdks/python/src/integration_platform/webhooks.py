@@ -3,10 +3,13 @@
     X-Timestamp: <Unix time in whole seconds>
     X-Signature: sha256=<lowercase hex HMAC-SHA256(secret, X-Timestamp + "." + raw body)>
 
-The platform signs this way what an HTTP target with a ``signingSecret`` sends, and checks
-this way what ``POST /v1/webhooks/{integrationId}`` receives (secret: the source
-connector's ``webhookSecret``), refusing timestamps more than 5 minutes from its clock.
-``verify`` is for the receiving side of the first; ``sign`` for sending the second.
+The platform signs this way what an HTTP target with a ``signingSecret`` sends (and alert
+webhooks, with the rule's ``webhookSecret``), and checks this way what
+``POST /v1/webhooks/{integrationId}`` receives (secret: the source connector's
+``webhookSecret``), refusing timestamps more than 5 minutes from its clock.
+``verify`` is for the receiving side of the first; ``sign`` for sending the second. The
+platform's own implementation is ``integrationos/webhook_signatures.py``; a test signs with
+each and verifies with the other.
 """
 
 from __future__ import annotations
