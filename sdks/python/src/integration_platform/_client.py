@@ -26,6 +26,7 @@ from integration_platform._errors import APIConnectionError
 from integration_platform._models import StreamResult
 from integration_platform._pagination import AsyncPager, Page, SyncPager, page_parser
 from integration_platform._resources import (
+    Alerts,
     ApiKeys,
     Connectors,
     Dlq,
@@ -56,6 +57,7 @@ class BaseClient:
         self.dlq = Dlq(self)
         self.usage = UsageResource(self)
         self.api_keys = ApiKeys(self)
+        self.alerts = Alerts(self)
 
     def request(self, method: str, path: str, *, json: Any = NOT_GIVEN,
                 params: Optional[dict[str, Any]] = None) -> Any:

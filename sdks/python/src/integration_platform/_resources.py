@@ -14,13 +14,17 @@ import httpx
 
 from integration_platform._core import NOT_GIVEN, Call, body, new_idempotency_key
 from integration_platform._models import (
+    Alert,
+    AlertRule,
     Connector,
     DlqEntry,
     HealthReport,
     Integration,
+    IntegrationMetrics,
     IntegrationStatus,
     Message,
     MessageAccepted,
+    MessageTrace,
     Model,
     PreviewResult,
     Record,
@@ -190,6 +194,13 @@ class Integrations(Resource):
         return self._run(Call("GET", self._at(integration_id, "status"),
                               _one(IntegrationStatus)))
 
+    def metrics(self, integration_id: str, window: str = "1h") -> IntegrationMetrics:
+        """Throughput, error rate and latency percentiles by stage of the messages received
+        in the last ``window`` (``<n>m``, ``<n>h`` or ``<n>d``, 1m to 7d; anything else is
+        ``BadRequestError``)."""
+        return self._run(Call("GET", self._at(integration_id, "metrics"),
+                              _one(IntegrationMetrics), params={"window": window}))
+
     def promote(self, integration_id: str, *, to: str, from_: str,
                 version: int = NOT_GIVEN,
                 connector_bindings: Optional[dict[str, str]] = NOT_GIVEN) -> Record:
@@ -274,6 +285,11 @@ class Messages(Resource):
         """404 (``NotFoundError``) until the worker has recorded the message's first event."""
         return self._run(Call("GET", self._at(message_id), _one(Message)))
 
+    def trace(self, message_id: str) -> MessageTrace:
+        """The message's lineage: every event in order with the time between them and the
+        trace ids; 404 (``NotFoundError``) like ``get`` until the worker recorded it."""
+        return self._run(Call("GET", self._at(message_id, "trace"), _one(MessageTrace)))
+
 
 class Dlq(Resource):
     path = "/v1/dlq"
@@ -311,6 +327,61 @@ class Dlq(Resource):
     def discard(self, message_ids: list[str], reason: str) -> Record:
         return self._run(Call("POST", self._at("discard"), _one(Record),
                               json={"messageIds": message_ids, "reason": reason}))
+
+
+class AlertRules(Resource):
+    path = "/v1/alerts/rules"
+
+    def create(self, name: str, condition: dict[str, Any], *, severity: str = NOT_GIVEN,
+               enabled: bool = NOT_GIVEN, channels: list[dict[str, Any]] = NOT_GIVEN,
+               repeat_interval_seconds: int = NOT_GIVEN) -> AlertRule:
+        """``condition`` and ``channels`` as the API spells them (``{"type": "DLQ_DEPTH",
+        "threshold": 0}``, ``{"type": "webhook", "url": ...}``). The answer's
+        ``webhook_secret`` signs the rule's webhooks and is shown this once: keep it.
+        Not retried after it may have reached the server (a retry would make a second rule,
+        or fail on the name)."""
+        return self._run(Call("POST", self.path, _one(AlertRule), json=body(
+            name=name, condition=condition, severity=severity, enabled=enabled,
+            channels=channels, repeat_interval_seconds=repeat_interval_seconds)))
+
+    def get(self, rule_id: str) -> AlertRule:
+        return self._run(Call("GET", self._at(rule_id), _one(AlertRule)))
+
+    def list(self, limit: Optional[int] = None) -> SyncPager[AlertRule]:
+        return self._list(self.path, AlertRule, limit=limit)
+
+    def update(self, rule_id: str, *, name: str = NOT_GIVEN, severity: str = NOT_GIVEN,
+               enabled: bool = NOT_GIVEN, condition: dict[str, Any] = NOT_GIVEN,
+               channels: list[dict[str, Any]] = NOT_GIVEN,
+               repeat_interval_seconds: int = NOT_GIVEN) -> AlertRule:
+        """Replaces the given fields (``condition`` and ``channels`` whole); a left-out
+        argument is unchanged, and the webhook secret stays."""
+        return self._run(Call("PATCH", self._at(rule_id), _one(AlertRule), json=body(
+            name=name, severity=severity, enabled=enabled, condition=condition,
+            channels=channels, repeat_interval_seconds=repeat_interval_seconds)))
+
+    def delete(self, rule_id: str) -> None:
+        """Its firing alert, if any, is resolved at the next evaluation."""
+        return self._run(Call("DELETE", self._at(rule_id), _nothing))
+
+
+class Alerts(Resource):
+    path = "/v1/alerts"
+
+    def __init__(self, client: BaseClient) -> None:
+        super().__init__(client)
+        self.rules = AlertRules(client)
+
+    def list(self, *, state: Optional[str] = None, rule_id: Optional[str] = None,
+             integration_id: Optional[str] = None, limit: Optional[int] = None
+             ) -> SyncPager[Alert]:
+        """Firing and past alerts, oldest first; ``state`` is ``FIRING`` or ``RESOLVED``."""
+        return self._list(self.path, Alert, state=state, ruleId=rule_id,
+                          integrationId=integration_id, limit=limit)
+
+    def get(self, alert_id: str) -> Alert:
+        """The alert with its ``notifications`` (each channel's outcome)."""
+        return self._run(Call("GET", self._at(alert_id), _one(Alert)))
 
 
 class UsageResource(Resource):
