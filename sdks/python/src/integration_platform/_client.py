@@ -30,6 +30,7 @@ from integration_platform._resources import (
     ApiKeys,
     Connectors,
     Dlq,
+    Environments,
     Flows,
     Integrations,
     Messages,
@@ -58,6 +59,7 @@ class BaseClient:
         self.usage = UsageResource(self)
         self.api_keys = ApiKeys(self)
         self.alerts = Alerts(self)
+        self.environments = Environments(self)
 
     def request(self, method: str, path: str, *, json: Any = NOT_GIVEN,
                 params: Optional[dict[str, Any]] = None) -> Any:

@@ -47,6 +47,11 @@ def _one(model: type[M]) -> Callable[[httpx.Response], M]:
     return lambda response: model.from_json(response.json())
 
 
+def _data(model: type[M]) -> Callable[[httpx.Response], list[M]]:
+    """An unpaged list answer, ``{"data": [...]}``."""
+    return lambda response: [model.from_json(entry) for entry in response.json()["data"]]
+
+
 def _nothing(_response: httpx.Response) -> None:
     return None
 
@@ -200,6 +205,29 @@ class Integrations(Resource):
         ``BadRequestError``)."""
         return self._run(Call("GET", self._at(integration_id, "metrics"),
                               _one(IntegrationMetrics), params={"window": window}))
+
+    def create_test_case(self, integration_id: str, name: str, payload: Any, expected: Any,
+                         *, match: str = NOT_GIVEN) -> Record:
+        """A sandbox case of the PROD promotion gate, shared by every stage of the
+        integration's lineage; ``match`` is ``SUBSET`` (the API's default) or ``EXACT``."""
+        return self._run(Call("POST", self._at(integration_id, "test-cases"), _one(Record),
+                              json=body(name=name, payload=payload, expected=expected,
+                                        match=match)))
+
+    def test_cases(self, integration_id: str) -> list[Record]:
+        """Every saved case (``id``, ``name``, ``payload``, ``expected``, ``match``...);
+        the API answers them all in one list."""
+        return self._run(Call("GET", self._at(integration_id, "test-cases"), _data(Record)))
+
+    def delete_test_case(self, integration_id: str, case_id: str) -> None:
+        return self._run(Call("DELETE", self._at(integration_id, "test-cases", case_id),
+                              _nothing))
+
+    def connector_bindings(self, integration_id: str) -> Record:
+        """The connector replacements remembered from promotions: ``lineage_id`` and
+        ``data``, one ``{environment, fromConnectorId, toConnectorId, updatedAt}`` each."""
+        return self._run(Call("GET", self._at(integration_id, "connector-bindings"),
+                              _one(Record)))
 
     def promote(self, integration_id: str, *, to: str, from_: str,
                 version: int = NOT_GIVEN,
@@ -384,6 +412,25 @@ class Alerts(Resource):
         return self._run(Call("GET", self._at(alert_id), _one(Alert)))
 
 
+class Environments(Resource):
+    """The variables ``$env(name)`` reads, per environment (``DEV``, ``QA``, ``PROD``; any
+    case). Configuration, not secrets: the API stores and returns them in clear."""
+
+    path = "/v1/environments"
+
+    def variables(self, environment: str) -> list[Record]:
+        """Every variable of ``environment`` (``name``, ``value``, ``updated_at``), by name."""
+        return self._run(Call("GET", self._at(environment, "variables"), _data(Record)))
+
+    def set_variable(self, environment: str, name: str, value: str) -> Record:
+        """Creates or replaces it (a ``PUT``: retried like a ``GET``)."""
+        return self._run(Call("PUT", self._at(environment, "variables", name), _one(Record),
+                              json={"value": value}))
+
+    def delete_variable(self, environment: str, name: str) -> None:
+        return self._run(Call("DELETE", self._at(environment, "variables", name), _nothing))
+
+
 class UsageResource(Resource):
     path = "/v1/usage"
 
@@ -401,8 +448,7 @@ class ApiKeys(Resource):
             name=name, roles=roles, environments=environments, live=live)))
 
     def list(self) -> list[Record]:
-        return self._run(Call("GET", self.path, lambda r: [
-            Record.from_json(entry) for entry in r.json()["data"]]))
+        return self._run(Call("GET", self.path, _data(Record)))
 
     def revoke(self, key_id: str) -> None:
         return self._run(Call("DELETE", self._at(key_id), _nothing))
