@@ -177,36 +177,3 @@ def test_the_async_client_has_the_same_new_resources(fake):
     assert asyncio.run(run()) == (["alt_1", "alt_2"], "whsec_abc", "msg_1")
     assert fake.seen[1].query == {"integrationId": "int_1", "cursor": "n"}
 
-
-def test_environment_variables_and_test_cases(fake, client, sleeps):
-    variable = {"environment": "PROD", "name": "region", "value": "eu",
-                "updatedAt": "2026-12-05T01:00:00.000Z"}
-    fake.queue("PUT", "/v1/environments/prod/variables/region", error(503, "UNAVAILABLE"),
-               JSONResponse(variable))
-    fake.queue("GET", "/v1/environments/prod/variables",
-               JSONResponse({"environment": "PROD", "data": [variable]}))
-    fake.queue("DELETE", "/v1/environments/prod/variables/region", Response(status_code=204))
-    assert client.environments.set_variable("prod", "region", "eu").value == "eu"
-    assert len(sleeps) == 1  # a PUT sets the same value again: retried
-    assert json.loads(fake.seen[-1].body) == {"value": "eu"}
-    (listed,) = client.environments.variables("prod")
-    assert (listed.name, listed.updated_at) == ("region", variable["updatedAt"])
-    assert client.environments.delete_variable("prod", "region") is None
-
-    case = {"id": "tc_1", "name": "vip", "payload": {"n": 1}, "expected": {"n": 2},
-            "match": "EXACT", "createdBy": {"keyId": "k"}, "createdAt": "t"}
-    fake.queue("POST", "/v1/integrations/int_1/test-cases", JSONResponse(case, 201))
-    fake.queue("GET", "/v1/integrations/int_1/test-cases", JSONResponse({"data": [case]}))
-    fake.queue("DELETE", "/v1/integrations/int_1/test-cases/tc_1", Response(status_code=204))
-    fake.queue("GET", "/v1/integrations/int_1/connector-bindings", JSONResponse(
-        {"lineageId": "lin_1", "data": [{"environment": "QA", "fromConnectorId": "con_1",
-                                         "toConnectorId": "con_2", "updatedAt": "t"}]}))
-    saved = client.integrations.create_test_case("int_1", "vip", {"n": 1}, {"n": 2},
-                                                 match="EXACT")
-    assert json.loads(fake.seen[-1].body) == {"name": "vip", "payload": {"n": 1},
-                                              "expected": {"n": 2}, "match": "EXACT"}
-    assert (saved.id, saved.created_by) == ("tc_1", {"keyId": "k"})
-    assert [c.name for c in client.integrations.test_cases("int_1")] == ["vip"]
-    assert client.integrations.delete_test_case("int_1", "tc_1") is None
-    bindings = client.integrations.connector_bindings("int_1")
-    assert bindings.lineage_id == "lin_1" and bindings.data[0]["toConnectorId"] == "con_2"

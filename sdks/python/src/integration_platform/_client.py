@@ -33,8 +33,10 @@ from integration_platform._resources import (
     Environments,
     Flows,
     Integrations,
+    Lookups,
     Messages,
     Sandbox,
+    Schemas,
     Transformations,
     UsageResource,
 )
@@ -60,6 +62,8 @@ class BaseClient:
         self.api_keys = ApiKeys(self)
         self.alerts = Alerts(self)
         self.environments = Environments(self)
+        self.schemas = Schemas(self)
+        self.lookups = Lookups(self)
 
     def request(self, method: str, path: str, *, json: Any = NOT_GIVEN,
                 params: Optional[dict[str, Any]] = None) -> Any:

@@ -412,6 +412,98 @@ class Alerts(Resource):
         return self._run(Call("GET", self._at(alert_id), _one(Alert)))
 
 
+class Schemas(Resource):
+    """The schema registry (JSON Schema or XSD, versioned). Schemas, versions and results
+    are ``Record``s: ``schema.latest_version``, ``schema["definition"]``."""
+
+    path = "/v1/schemas"
+
+    def create(self, name: str, format: str, definition: Any, *,
+               compatibility: str = NOT_GIVEN, examples: list[Any] = NOT_GIVEN) -> Record:
+        """``format`` ``JSON_SCHEMA`` or ``XSD`` (the definition a JSON object, or the XSD
+        text); ``compatibility`` ``BACKWARD`` (the API's default) or ``NONE``."""
+        return self._run(Call("POST", self.path, _one(Record), json=body(
+            name=name, format=format, definition=definition, compatibility=compatibility,
+            examples=examples)))
+
+    def get(self, schema_id: str) -> Record:
+        """The latest definition and the list of ``versions``."""
+        return self._run(Call("GET", self._at(schema_id), _one(Record)))
+
+    def list(self, limit: Optional[int] = None) -> SyncPager[Record]:
+        return self._list(self.path, Record, limit=limit)
+
+    def delete(self, schema_id: str) -> None:
+        """``ConflictError`` (``SCHEMA_IN_USE``) while a transformation refers to it."""
+        return self._run(Call("DELETE", self._at(schema_id), _nothing))
+
+    def add_version(self, schema_id: str, definition: Any, *,
+                    examples: list[Any] = NOT_GIVEN) -> Record:
+        """The next version; under ``BACKWARD``, ``ConflictError`` (``INCOMPATIBLE_SCHEMA``)
+        lists what it would refuse that the previous one accepted. Not retried once sent
+        (a retry could add a second version)."""
+        return self._run(Call("POST", self._at(schema_id, "versions"), _one(Record),
+                              json=body(definition=definition, examples=examples)))
+
+    def get_version(self, schema_id: str, version: int) -> Record:
+        return self._run(Call("GET", self._at(schema_id, "versions", str(version)),
+                              _one(Record)))
+
+    def validate(self, schema_id: str, document: Any, *, content_type: str = NOT_GIVEN
+                 ) -> Record:
+        """``valid``, ``violations`` and ``decoded`` for ``document`` under the latest
+        version; with ``content_type`` the document is the text, decoded as the pipeline
+        would (CSV, fixed-width, XML, JSON). Changes nothing, so it is retried."""
+        return self._run(Call("POST", self._at(schema_id, "validate"), _one(Record),
+                              json=body(document=document, content_type=content_type),
+                              side_effect_free=True))
+
+
+class Lookups(Resource):
+    """Lookup tables for ``$lookup(name, key)``: ``STATIC`` (rows uploaded here) or backed
+    by a connector (``config``, docs/lookups.md). Lookups and rows are ``Record``s."""
+
+    path = "/v1/lookups"
+
+    def create(self, name: str, type: str, *, config: dict[str, Any] = NOT_GIVEN,
+               rows: dict[str, Any] = NOT_GIVEN) -> Record:
+        """``rows`` (key -> any JSON value) only for ``STATIC``."""
+        return self._run(Call("POST", self.path, _one(Record), json=body(
+            name=name, type=type, config=config, rows=rows)))
+
+    def get(self, lookup_id: str) -> Record:
+        return self._run(Call("GET", self._at(lookup_id), _one(Record)))
+
+    def list(self, limit: Optional[int] = None) -> SyncPager[Record]:
+        return self._list(self.path, Record, limit=limit)
+
+    def update(self, lookup_id: str, *, name: str = NOT_GIVEN,
+               config: dict[str, Any] = NOT_GIVEN) -> Record:
+        """``config`` replaces the whole config; a left-out argument is unchanged."""
+        return self._run(Call("PATCH", self._at(lookup_id), _one(Record),
+                              json=body(name=name, config=config)))
+
+    def delete(self, lookup_id: str) -> None:
+        return self._run(Call("DELETE", self._at(lookup_id), _nothing))
+
+    def replace_rows(self, lookup_id: str, rows: Union[dict[str, Any], str, bytes]) -> Record:
+        """Every row of a ``STATIC`` lookup, as a new rows version: a dict (key -> value)
+        sent as JSON, or CSV text (header ``key,value`` or ``key,<col>,...``). A ``PUT``:
+        retried, since sending the same rows again leaves the same rows."""
+        if isinstance(rows, dict):
+            return self._run(Call("PUT", self._at(lookup_id, "rows"), _one(Record),
+                                  json=rows))
+        return self._run(Call("PUT", self._at(lookup_id, "rows"), _one(Record),
+                              content=rows.encode() if isinstance(rows, str) else rows,
+                              headers={"Content-Type": "text/csv"}))
+
+    def rows(self, lookup_id: str, *, version: Optional[int] = None,
+             limit: Optional[int] = None) -> SyncPager[Record]:
+        """The rows (``key``, ``value``) of a rows version (default the current one), in
+        key order, fetched a page at a time."""
+        return self._list(self._at(lookup_id, "rows"), Record, version=version, limit=limit)
+
+
 class Environments(Resource):
     """The variables ``$env(name)`` reads, per environment (``DEV``, ``QA``, ``PROD``; any
     case). Configuration, not secrets: the API stores and returns them in clear."""
