@@ -50,7 +50,7 @@ def test_schemas_validate_is_retried_and_add_version_is_not(fake, client, sleeps
     from integration_platform import ConflictError, InternalServerError
 
     schema = {"id": "sch_1", "name": "contact", "format": "JSON_SCHEMA",
-              "compatibility": "BACKWARD", "latestVersion": 1,
+              "compatibility": "BACKWARD", "version": 1,
               "definition": {"type": "object"}, "versions": [{"version": 1}]}
     fake.queue("POST", "/v1/schemas", JSONResponse(schema, 201))
     fake.queue("POST", "/v1/schemas/sch_1/validate", error(503, "UNAVAILABLE"),
@@ -64,7 +64,7 @@ def test_schemas_validate_is_retried_and_add_version_is_not(fake, client, sleeps
     assert json.loads(fake.seen[-1].body) == {"name": "contact", "format": "JSON_SCHEMA",
                                               "definition": {"type": "object"},
                                               "examples": [{"a": 1}]}
-    assert created.latest_version == 1
+    assert created.version == 1
     result = client.schemas.validate("sch_1", "a\n1\n", content_type="text/csv")
     assert (result.valid, result.decoded) == (True, [{"a": "1"}]) and len(sleeps) == 1
     assert json.loads(fake.seen[-1].body) == {"document": "a\n1\n", "contentType": "text/csv"}

@@ -414,7 +414,7 @@ class Alerts(Resource):
 
 class Schemas(Resource):
     """The schema registry (JSON Schema or XSD, versioned). Schemas, versions and results
-    are ``Record``s: ``schema.latest_version``, ``schema["definition"]``."""
+    are ``Record``s: ``schema.version`` (the latest), ``schema["definition"]``."""
 
     path = "/v1/schemas"
 
