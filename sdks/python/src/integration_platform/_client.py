@@ -67,9 +67,9 @@ class BaseClient:
 
     def request(self, method: str, path: str, *, json: Any = NOT_GIVEN,
                 params: Optional[dict[str, Any]] = None) -> Any:
-        """Any API route the resources do not wrap yet (``/v1/schemas``, ``/v1/lookups``,
-        ...): the decoded JSON answer (None for 204), with the same credentials, retries
-        (by method) and exceptions."""
+        """Any API route the resources do not wrap (``/v1/connector-types/{type}``, one
+        version of a transformation, a route newer than this SDK): the decoded JSON answer
+        (None for 204), with the same credentials, retries (by method) and exceptions."""
         return self._execute(Call(method.upper(), path, _decoded, params=params, json=json))
 
     def _execute(self, call: Call[Any]) -> Any:
