@@ -82,7 +82,7 @@ def test_the_sdk_surface_on_the_live_platform(api_server, tenant):
                                           error_strategy="DLQ")
         asyncio.run(_dead_letters(api_server, tenant_id, key, dead.id))
         assert client.usage.get().messages["used"] >= 603
-        # Routes without a resource yet, through the generic call.
+        # The generic call, for any route (those the SDK does not wrap, newer ones).
         assert client.request("GET", "/v1/schemas", params={"limit": 5})["data"] == []
         assert client.request("PUT", "/v1/environments/DEV/variables/region",
                               json={"value": "eu"})["value"] == "eu"

@@ -26,13 +26,17 @@ from integration_platform._errors import APIConnectionError
 from integration_platform._models import StreamResult
 from integration_platform._pagination import AsyncPager, Page, SyncPager, page_parser
 from integration_platform._resources import (
+    Alerts,
     ApiKeys,
     Connectors,
     Dlq,
+    Environments,
     Flows,
     Integrations,
+    Lookups,
     Messages,
     Sandbox,
+    Schemas,
     Transformations,
     UsageResource,
 )
@@ -56,12 +60,16 @@ class BaseClient:
         self.dlq = Dlq(self)
         self.usage = UsageResource(self)
         self.api_keys = ApiKeys(self)
+        self.alerts = Alerts(self)
+        self.environments = Environments(self)
+        self.schemas = Schemas(self)
+        self.lookups = Lookups(self)
 
     def request(self, method: str, path: str, *, json: Any = NOT_GIVEN,
                 params: Optional[dict[str, Any]] = None) -> Any:
-        """Any API route the resources do not wrap yet (``/v1/schemas``, ``/v1/lookups``,
-        ...): the decoded JSON answer (None for 204), with the same credentials, retries
-        (by method) and exceptions."""
+        """Any API route the resources do not wrap (``/v1/connector-types/{type}``, one
+        version of a transformation, a route newer than this SDK): the decoded JSON answer
+        (None for 204), with the same credentials, retries (by method) and exceptions."""
         return self._execute(Call(method.upper(), path, _decoded, params=params, json=json))
 
     def _execute(self, call: Call[Any]) -> Any:

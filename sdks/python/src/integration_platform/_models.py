@@ -9,6 +9,7 @@ dicts and lists: payloads are the user's own data and must come back exactly as 
 from __future__ import annotations
 
 import dataclasses
+import keyword
 import re
 from typing import Any, ClassVar, Optional, TypeVar
 
@@ -18,8 +19,11 @@ _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def snake_case(name: str) -> str:
-    """``latencyMs`` -> ``latency_ms``; ``id`` stays ``id``."""
-    return _CAMEL_BOUNDARY.sub("_", name).lower()
+    """``latencyMs`` -> ``latency_ms``; ``id`` stays ``id``; a Python keyword gets a
+    trailing underscore (``from`` -> ``from_``), as the SDK's arguments spell it, so it can
+    be an attribute."""
+    attribute = _CAMEL_BOUNDARY.sub("_", name).lower()
+    return attribute + "_" if keyword.iskeyword(attribute) else attribute
 
 
 @dataclasses.dataclass
@@ -159,6 +163,90 @@ class Message(Model):
     output: Any = None
     last_error: Optional[dict[str, Any]] = None
     events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class MessageTrace(Model):
+    """``messages.trace``: the message's lineage. ``events`` in lifecycle order, each
+    ``{type, occurredAt, sincePreviousMs, traceId, spanId, detail}`` (``detail`` by type:
+    the transform's output, each attempt's error, the dead letter, the replay);
+    ``trace_ids`` every OpenTelemetry trace they belong to (a replay has its own)."""
+
+    message_id: str = ""
+    integration_id: str = ""
+    status: str = ""
+    trace_id: Optional[str] = None
+    trace_ids: list[str] = dataclasses.field(default_factory=list)
+    total_duration_ms: int = 0
+    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    @property
+    def event_types(self) -> list[str]:
+        """``["message.received", "message.transformed", ...]``, in order."""
+        return [event["type"] for event in self.events]
+
+
+@dataclasses.dataclass
+class IntegrationMetrics(Model):
+    """``integrations.metrics``: the messages received in the last ``window`` (``from_`` to
+    ``to``). ``throughput`` has the counts (``received``, ``delivered``, ``deadLettered``,
+    ``failed``, ``parked``, ``inFlight``) and per-minute rates; ``error_rate`` is 0..1, or
+    ``None`` while nothing finished; ``latency_ms`` has ``{count, p50, p95, p99}`` for
+    ``receivedToTransformed``, ``transformedToDelivered`` and ``endToEnd``, from the
+    window's newest ``sample_limit`` messages (``sampled_messages`` used)."""
+
+    integration_id: str = ""
+    window: str = ""
+    from_: Optional[str] = None
+    to: Optional[str] = None
+    throughput: dict[str, Any] = dataclasses.field(default_factory=dict)
+    error_rate: Optional[float] = None
+    latency_ms: dict[str, Any] = dataclasses.field(default_factory=dict)
+    sampled_messages: int = 0
+    sample_limit: int = 0
+
+
+@dataclasses.dataclass
+class AlertRule(Model):
+    """An alert rule. ``webhook_secret`` (the key of its webhooks' ``X-Signature``) is set
+    only on the object ``alerts.rules.create`` returns: the platform shows it that once and
+    never again (not in ``get``, ``list`` or ``update``). It is left out of ``repr``."""
+
+    id: str = ""
+    name: str = ""
+    severity: str = ""
+    enabled: bool = True
+    condition: dict[str, Any] = dataclasses.field(default_factory=dict)
+    channels: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    repeat_interval_seconds: int = 0
+    version: int = 0
+    created_at: Optional[str] = None
+    updated_at: Optional[str] = None
+    webhook_secret: Optional[str] = dataclasses.field(default=None, repr=False)
+
+
+@dataclasses.dataclass
+class Alert(Model):
+    """A firing (``state`` ``FIRING``) or past (``RESOLVED``) alert of a rule.
+    ``notifications`` (``{kind, channel, outcome, attempts, error, at}``) is filled by
+    ``alerts.get`` only; listed alerts leave it empty."""
+
+    id: str = ""
+    rule_id: str = ""
+    rule_name: str = ""
+    severity: str = ""
+    state: str = ""
+    condition_type: str = ""
+    integration_id: Optional[str] = None
+    connector_id: Optional[str] = None
+    value: Optional[float] = None
+    threshold: Optional[float] = None
+    summary: str = ""
+    resolved_summary: Optional[str] = None
+    fired_at: Optional[str] = None
+    resolved_at: Optional[str] = None
+    last_notified_at: Optional[str] = None
+    notifications: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass

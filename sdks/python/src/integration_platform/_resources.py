@@ -14,13 +14,17 @@ import httpx
 
 from integration_platform._core import NOT_GIVEN, Call, body, new_idempotency_key
 from integration_platform._models import (
+    Alert,
+    AlertRule,
     Connector,
     DlqEntry,
     HealthReport,
     Integration,
+    IntegrationMetrics,
     IntegrationStatus,
     Message,
     MessageAccepted,
+    MessageTrace,
     Model,
     PreviewResult,
     Record,
@@ -41,6 +45,11 @@ M = TypeVar("M", bound=Model)
 
 def _one(model: type[M]) -> Callable[[httpx.Response], M]:
     return lambda response: model.from_json(response.json())
+
+
+def _data(model: type[M]) -> Callable[[httpx.Response], list[M]]:
+    """An unpaged list answer, ``{"data": [...]}``."""
+    return lambda response: [model.from_json(entry) for entry in response.json()["data"]]
 
 
 def _nothing(_response: httpx.Response) -> None:
@@ -190,6 +199,36 @@ class Integrations(Resource):
         return self._run(Call("GET", self._at(integration_id, "status"),
                               _one(IntegrationStatus)))
 
+    def metrics(self, integration_id: str, window: str = "1h") -> IntegrationMetrics:
+        """Throughput, error rate and latency percentiles by stage of the messages received
+        in the last ``window`` (``<n>m``, ``<n>h`` or ``<n>d``, 1m to 7d; anything else is
+        ``BadRequestError``)."""
+        return self._run(Call("GET", self._at(integration_id, "metrics"),
+                              _one(IntegrationMetrics), params={"window": window}))
+
+    def create_test_case(self, integration_id: str, name: str, payload: Any, expected: Any,
+                         *, match: str = NOT_GIVEN) -> Record:
+        """A sandbox case of the PROD promotion gate, shared by every stage of the
+        integration's lineage; ``match`` is ``SUBSET`` (the API's default) or ``EXACT``."""
+        return self._run(Call("POST", self._at(integration_id, "test-cases"), _one(Record),
+                              json=body(name=name, payload=payload, expected=expected,
+                                        match=match)))
+
+    def test_cases(self, integration_id: str) -> list[Record]:
+        """Every saved case (``id``, ``name``, ``payload``, ``expected``, ``match``...);
+        the API answers them all in one list."""
+        return self._run(Call("GET", self._at(integration_id, "test-cases"), _data(Record)))
+
+    def delete_test_case(self, integration_id: str, case_id: str) -> None:
+        return self._run(Call("DELETE", self._at(integration_id, "test-cases", case_id),
+                              _nothing))
+
+    def connector_bindings(self, integration_id: str) -> Record:
+        """The connector replacements remembered from promotions: ``lineage_id`` and
+        ``data``, one ``{environment, fromConnectorId, toConnectorId, updatedAt}`` each."""
+        return self._run(Call("GET", self._at(integration_id, "connector-bindings"),
+                              _one(Record)))
+
     def promote(self, integration_id: str, *, to: str, from_: str,
                 version: int = NOT_GIVEN,
                 connector_bindings: Optional[dict[str, str]] = NOT_GIVEN) -> Record:
@@ -274,6 +313,11 @@ class Messages(Resource):
         """404 (``NotFoundError``) until the worker has recorded the message's first event."""
         return self._run(Call("GET", self._at(message_id), _one(Message)))
 
+    def trace(self, message_id: str) -> MessageTrace:
+        """The message's lineage: every event in order with the time between them and the
+        trace ids; 404 (``NotFoundError``) like ``get`` until the worker recorded it."""
+        return self._run(Call("GET", self._at(message_id, "trace"), _one(MessageTrace)))
+
 
 class Dlq(Resource):
     path = "/v1/dlq"
@@ -313,6 +357,172 @@ class Dlq(Resource):
                               json={"messageIds": message_ids, "reason": reason}))
 
 
+class AlertRules(Resource):
+    path = "/v1/alerts/rules"
+
+    def create(self, name: str, condition: dict[str, Any], *, severity: str = NOT_GIVEN,
+               enabled: bool = NOT_GIVEN, channels: list[dict[str, Any]] = NOT_GIVEN,
+               repeat_interval_seconds: int = NOT_GIVEN) -> AlertRule:
+        """``condition`` and ``channels`` as the API spells them (``{"type": "DLQ_DEPTH",
+        "threshold": 0}``, ``{"type": "webhook", "url": ...}``). The answer's
+        ``webhook_secret`` signs the rule's webhooks and is shown this once: keep it.
+        Not retried after it may have reached the server (a retry would make a second rule,
+        or fail on the name)."""
+        return self._run(Call("POST", self.path, _one(AlertRule), json=body(
+            name=name, condition=condition, severity=severity, enabled=enabled,
+            channels=channels, repeat_interval_seconds=repeat_interval_seconds)))
+
+    def get(self, rule_id: str) -> AlertRule:
+        return self._run(Call("GET", self._at(rule_id), _one(AlertRule)))
+
+    def list(self, limit: Optional[int] = None) -> SyncPager[AlertRule]:
+        return self._list(self.path, AlertRule, limit=limit)
+
+    def update(self, rule_id: str, *, name: str = NOT_GIVEN, severity: str = NOT_GIVEN,
+               enabled: bool = NOT_GIVEN, condition: dict[str, Any] = NOT_GIVEN,
+               channels: list[dict[str, Any]] = NOT_GIVEN,
+               repeat_interval_seconds: int = NOT_GIVEN) -> AlertRule:
+        """Replaces the given fields (``condition`` and ``channels`` whole); a left-out
+        argument is unchanged, and the webhook secret stays."""
+        return self._run(Call("PATCH", self._at(rule_id), _one(AlertRule), json=body(
+            name=name, severity=severity, enabled=enabled, condition=condition,
+            channels=channels, repeat_interval_seconds=repeat_interval_seconds)))
+
+    def delete(self, rule_id: str) -> None:
+        """Its firing alert, if any, is resolved at the next evaluation."""
+        return self._run(Call("DELETE", self._at(rule_id), _nothing))
+
+
+class Alerts(Resource):
+    path = "/v1/alerts"
+
+    def __init__(self, client: BaseClient) -> None:
+        super().__init__(client)
+        self.rules = AlertRules(client)
+
+    def list(self, *, state: Optional[str] = None, rule_id: Optional[str] = None,
+             integration_id: Optional[str] = None, limit: Optional[int] = None
+             ) -> SyncPager[Alert]:
+        """Firing and past alerts, oldest first; ``state`` is ``FIRING`` or ``RESOLVED``."""
+        return self._list(self.path, Alert, state=state, ruleId=rule_id,
+                          integrationId=integration_id, limit=limit)
+
+    def get(self, alert_id: str) -> Alert:
+        """The alert with its ``notifications`` (each channel's outcome)."""
+        return self._run(Call("GET", self._at(alert_id), _one(Alert)))
+
+
+class Schemas(Resource):
+    """The schema registry (JSON Schema or XSD, versioned). Schemas, versions and results
+    are ``Record``s: ``schema.version`` (the latest), ``schema["definition"]``."""
+
+    path = "/v1/schemas"
+
+    def create(self, name: str, format: str, definition: Any, *,
+               compatibility: str = NOT_GIVEN, examples: list[Any] = NOT_GIVEN) -> Record:
+        """``format`` ``JSON_SCHEMA`` or ``XSD`` (the definition a JSON object, or the XSD
+        text); ``compatibility`` ``BACKWARD`` (the API's default) or ``NONE``."""
+        return self._run(Call("POST", self.path, _one(Record), json=body(
+            name=name, format=format, definition=definition, compatibility=compatibility,
+            examples=examples)))
+
+    def get(self, schema_id: str) -> Record:
+        """The latest definition and the list of ``versions``."""
+        return self._run(Call("GET", self._at(schema_id), _one(Record)))
+
+    def list(self, limit: Optional[int] = None) -> SyncPager[Record]:
+        return self._list(self.path, Record, limit=limit)
+
+    def delete(self, schema_id: str) -> None:
+        """``ConflictError`` (``SCHEMA_IN_USE``) while a transformation refers to it."""
+        return self._run(Call("DELETE", self._at(schema_id), _nothing))
+
+    def add_version(self, schema_id: str, definition: Any, *,
+                    examples: list[Any] = NOT_GIVEN) -> Record:
+        """The next version; under ``BACKWARD``, ``ConflictError`` (``INCOMPATIBLE_SCHEMA``)
+        lists what it would refuse that the previous one accepted. Not retried once sent
+        (a retry could add a second version)."""
+        return self._run(Call("POST", self._at(schema_id, "versions"), _one(Record),
+                              json=body(definition=definition, examples=examples)))
+
+    def get_version(self, schema_id: str, version: int) -> Record:
+        return self._run(Call("GET", self._at(schema_id, "versions", str(version)),
+                              _one(Record)))
+
+    def validate(self, schema_id: str, document: Any, *, content_type: str = NOT_GIVEN
+                 ) -> Record:
+        """``valid``, ``violations`` and ``decoded`` for ``document`` under the latest
+        version; with ``content_type`` the document is the text, decoded as the pipeline
+        would (CSV, fixed-width, XML, JSON). Changes nothing, so it is retried."""
+        return self._run(Call("POST", self._at(schema_id, "validate"), _one(Record),
+                              json=body(document=document, content_type=content_type),
+                              side_effect_free=True))
+
+
+class Lookups(Resource):
+    """Lookup tables for ``$lookup(name, key)``: ``STATIC`` (rows uploaded here) or backed
+    by a connector (``config``, docs/lookups.md). Lookups and rows are ``Record``s."""
+
+    path = "/v1/lookups"
+
+    def create(self, name: str, type: str, *, config: dict[str, Any] = NOT_GIVEN,
+               rows: dict[str, Any] = NOT_GIVEN) -> Record:
+        """``rows`` (key -> any JSON value) only for ``STATIC``."""
+        return self._run(Call("POST", self.path, _one(Record), json=body(
+            name=name, type=type, config=config, rows=rows)))
+
+    def get(self, lookup_id: str) -> Record:
+        return self._run(Call("GET", self._at(lookup_id), _one(Record)))
+
+    def list(self, limit: Optional[int] = None) -> SyncPager[Record]:
+        return self._list(self.path, Record, limit=limit)
+
+    def update(self, lookup_id: str, *, name: str = NOT_GIVEN,
+               config: dict[str, Any] = NOT_GIVEN) -> Record:
+        """``config`` replaces the whole config; a left-out argument is unchanged."""
+        return self._run(Call("PATCH", self._at(lookup_id), _one(Record),
+                              json=body(name=name, config=config)))
+
+    def delete(self, lookup_id: str) -> None:
+        return self._run(Call("DELETE", self._at(lookup_id), _nothing))
+
+    def replace_rows(self, lookup_id: str, rows: Union[dict[str, Any], str, bytes]) -> Record:
+        """Every row of a ``STATIC`` lookup, as a new rows version: a dict (key -> value)
+        sent as JSON, or CSV text (header ``key,value`` or ``key,<col>,...``). A ``PUT``:
+        retried, since sending the same rows again leaves the same rows."""
+        if isinstance(rows, dict):
+            return self._run(Call("PUT", self._at(lookup_id, "rows"), _one(Record),
+                                  json=rows))
+        return self._run(Call("PUT", self._at(lookup_id, "rows"), _one(Record),
+                              content=rows.encode() if isinstance(rows, str) else rows,
+                              headers={"Content-Type": "text/csv"}))
+
+    def rows(self, lookup_id: str, *, version: Optional[int] = None,
+             limit: Optional[int] = None) -> SyncPager[Record]:
+        """The rows (``key``, ``value``) of a rows version (default the current one), in
+        key order, fetched a page at a time."""
+        return self._list(self._at(lookup_id, "rows"), Record, version=version, limit=limit)
+
+
+class Environments(Resource):
+    """The variables ``$env(name)`` reads, per environment (``DEV``, ``QA``, ``PROD``; any
+    case). Configuration, not secrets: the API stores and returns them in clear."""
+
+    path = "/v1/environments"
+
+    def variables(self, environment: str) -> list[Record]:
+        """Every variable of ``environment`` (``name``, ``value``, ``updated_at``), by name."""
+        return self._run(Call("GET", self._at(environment, "variables"), _data(Record)))
+
+    def set_variable(self, environment: str, name: str, value: str) -> Record:
+        """Creates or replaces it (a ``PUT``: retried like a ``GET``)."""
+        return self._run(Call("PUT", self._at(environment, "variables", name), _one(Record),
+                              json={"value": value}))
+
+    def delete_variable(self, environment: str, name: str) -> None:
+        return self._run(Call("DELETE", self._at(environment, "variables", name), _nothing))
+
+
 class UsageResource(Resource):
     path = "/v1/usage"
 
@@ -330,8 +540,7 @@ class ApiKeys(Resource):
             name=name, roles=roles, environments=environments, live=live)))
 
     def list(self) -> list[Record]:
-        return self._run(Call("GET", self.path, lambda r: [
-            Record.from_json(entry) for entry in r.json()["data"]]))
+        return self._run(Call("GET", self.path, _data(Record)))
 
     def revoke(self, key_id: str) -> None:
         return self._run(Call("DELETE", self._at(key_id), _nothing))
