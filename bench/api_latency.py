@@ -135,25 +135,23 @@ def run(size: str) -> dict[str, Any]:
 
 
 NOTES = [
-    "Closed-loop load: with `clients` requests always in flight, mean latency = clients / "
-    "throughput (Little's law). p95 under 10 ms at 50 clients needs well over 5,000 "
-    "requests/s from the API; one Python process on one core does 700-1,400 here, so the "
-    "goal is met by adding API processes (the API is stateless), not by one process.",
-    "One API process (uvicorn, h11) on SQLite, no worker; the load generator (aiohttp, its "
-    "own process) shares the machine's cores with it, so at 50 clients both are CPU-bound "
-    "and latency is mostly queueing: compare each row with the baseline of the same run.",
+    "Saturated: `clients` requests always in flight, so mean latency = clients / throughput "
+    "(Little's law). p95 under 10 ms at 50 clients needs well over 5,000 requests/s from "
+    "the API; one Python process on one core does 400-3,100 here depending on the "
+    "endpoint, so at 50 saturating clients the goal needs several API processes (the API "
+    "is stateless), not one.",
+    "Paced: the same 50 clients share a fixed schedule of `paced_rate` requests/s (well "
+    "under one process's capacity); each latency counts from the request's scheduled "
+    "start, so a server that falls behind is charged for the wait. This is the latency a "
+    "client sees when the API is not overloaded.",
+    "One API process (uvicorn with httptools) on SQLite, no worker; the load generator "
+    "(aiohttp, its own process) shares the machine's cores with it: compare each row with "
+    "the baseline of the same load.",
     "POST /v1/integrations/{id}/messages answers once the broker has acknowledged the "
-    "record (acks=all, shared broker on loopback; the producer's linger.ms=5 alone adds up "
-    "to 5 ms when traffic is light).",
-    "Where the time goes (py-spy on the API process, 50 clients, 8 s per endpoint, "
-    "2026-12-04): the event loop is saturated. Baseline: 26% of samples encode the large "
-    "connector-types document on every request (a pre-encoded answer would remove it). "
-    "Reads, ingest and sandbox: SQLAlchemy execute/fetch on SQLite in the thread pool "
-    "(~20-25%) and the hand-off to and from the pool's threads; the sandbox's uncached "
-    "FlowCatalog.lookup is 24% of its samples. With up to 40 pool threads querying and "
-    "SQLAlchemy keeping 5 SQLite connections, overflow connections are opened and closed "
-    "per request, each re-running the WAL PRAGMAs (~4% of samples): a larger SQLite pool "
-    "is a cheap next step. uvicorn runs on h11 (httptools is not installed).",
+    "record (acks=all, shared broker on loopback; the API's producer lingers 1 ms).",
+    "Where the time goes: docs/performance.md (\"The API under load\"): the database-backed "
+    "endpoints spend it in SQLite queries on the thread pool, the baseline in HTTP and "
+    "JSON; the tenant's rate limit is lifted for the run (it is not what is measured).",
 ]
 
 
