@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from integrationos.store.message_runs import LIFECYCLE_TYPES, apply_run
@@ -55,12 +55,12 @@ class Projector:
     def _apply(self, records: list[LogRecord], isolated: bool) -> int:
         applied = 0
         with self._engine.begin() as conn:
-            next_offsets: dict[tuple[str, int], int] = {}
+            stored = _stored_next_offsets(conn, {(r.topic, r.partition) for r in records})
+            next_offsets = dict(stored)
             run: list[Event] = []  # consecutive lifecycle events, applied together
             for record in records:
                 tp = (record.topic, record.partition)
-                if tp not in next_offsets:
-                    next_offsets[tp] = _stored_next_offset(conn, *tp)
+                next_offsets.setdefault(tp, 0)
                 if record.offset < next_offsets[tp]:
                     continue
                 try:
@@ -79,8 +79,7 @@ class Projector:
                         applied += 1
                 next_offsets[tp] = record.offset + 1
             applied += _flush(conn, run)
-            for (topic, partition), next_offset in next_offsets.items():
-                _store_next_offset(conn, topic, partition, next_offset)
+            _store_next_offsets(conn, stored, next_offsets)
         return applied
 
 
@@ -118,13 +117,34 @@ def _stored_next_offset(conn: Connection, topic: str, partition: int) -> int:
     return row.next_offset if row else 0
 
 
-def _store_next_offset(conn: Connection, topic: str, partition: int, next_offset: int) -> None:
-    where = (projection_offsets.c.topic == topic, projection_offsets.c.partition == partition)
-    if conn.execute(select(projection_offsets.c.topic).where(*where)).first():
-        conn.execute(update(projection_offsets).where(*where).values(next_offset=next_offset))
-    else:
-        conn.execute(insert(projection_offsets).values(
-            topic=topic, partition=partition, next_offset=next_offset))
+def _stored_next_offsets(conn: Connection, tps: set[tuple[str, int]]
+                         ) -> dict[tuple[str, int], int]:
+    """The stored next offsets of ``tps`` (absent: never applied), in one query: a batch
+    spans up to every partition of its topic, and a query per partition was most of a small
+    batch's statements (docs/performance.md)."""
+    topics = {topic for topic, _ in tps}
+    rows = conn.execute(select(projection_offsets).where(projection_offsets.c.topic.in_(topics)))
+    return {(row.topic, row.partition): row.next_offset for row in rows
+            if (row.topic, row.partition) in tps}
+
+
+def _store_next_offsets(conn: Connection, stored: dict[tuple[str, int], int],
+                        next_offsets: dict[tuple[str, int], int]) -> None:
+    """Write the offsets that moved: one multi-row statement for those already stored, one
+    for the new ones."""
+    moved = [{"b_topic": topic, "b_partition": partition, "b_next": offset}
+             for (topic, partition), offset in next_offsets.items()
+             if (topic, partition) in stored and stored[(topic, partition)] != offset]
+    new = [{"topic": topic, "partition": partition, "next_offset": offset}
+           for (topic, partition), offset in next_offsets.items()
+           if (topic, partition) not in stored]
+    if moved:
+        conn.execute(update(projection_offsets)
+                     .where(projection_offsets.c.topic == bindparam("b_topic"),
+                            projection_offsets.c.partition == bindparam("b_partition"))
+                     .values(next_offset=bindparam("b_next")), moved)
+    if new:
+        conn.execute(insert(projection_offsets), new)
 
 
 def applied_through(engine: Engine, topic: str, partition: int) -> int:

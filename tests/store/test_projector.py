@@ -39,3 +39,23 @@ def test_a_refused_event_is_skipped_and_the_batch_goes_on(tmp_path: Path):
     # The same records again change nothing: offsets are stored with the rows.
     assert Projector(engine).apply(records) == 0
     engine.dispose()
+
+
+def test_offsets_of_many_partitions_are_kept_per_partition(tmp_path: Path):
+    """A batch spanning partitions stores each one's next offset (read and written in one
+    statement each): records already applied are skipped per partition, new ones applied."""
+    engine = open_database(f"sqlite:///{tmp_path / 'parts.db'}")
+    tenant = [codec.encode(Event(t.TENANT_CREATED, f"t{n}", f"t{n}",
+                                 {"id": f"t{n}", "name": f"T{n}", "plan": "pro"}))
+              for n in range(9)]
+    first = [LogRecord("cfg", n % 3, n // 3, value) for n, value in enumerate(tenant[:6])]
+    assert Projector(engine).apply(first) == 6
+    assert [applied_through(engine, "cfg", p) for p in range(3)] == [2, 2, 2]
+    # partition 0 again (already applied), partition 1 further on, partition 3 new
+    second = [LogRecord("cfg", 0, 1, tenant[3]), LogRecord("cfg", 1, 2, tenant[6]),
+              LogRecord("cfg", 3, 0, tenant[7])]
+    assert Projector(engine).apply(second) == 2
+    assert [applied_through(engine, "cfg", p) for p in range(4)] == [2, 3, 2, 1]
+    with engine.connect() as conn:
+        assert len(conn.execute(select(tenants.c.id)).all()) == 8
+    engine.dispose()
