@@ -53,6 +53,15 @@ async def get_live(engine: Engine, table: Table, kind: str, tenant: str, row_id:
     return row
 
 
+async def ensure_unique_name(engine: Engine, table: Table, kind: str, tenant: str, name: str,
+                             own_id: str = "") -> None:
+    """409 ``CONFLICT`` if another live row of the tenant (not ``own_id``) has ``name``."""
+    clash = await first(engine, live(table, tenant, table.c.name == name, table.c.id != own_id))
+    if clash is not None:
+        raise ApiError(409, "CONFLICT", f"a {kind} named {name!r} already exists",
+                       [{"field": "/name", "id": clash.id}])
+
+
 @dataclass(frozen=True)
 class PageRequest:
     limit: int

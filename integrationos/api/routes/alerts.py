@@ -19,7 +19,16 @@ from starlette.responses import JSONResponse, Response
 
 from integrationos.api.commands import commit
 from integrationos.api.context import Platform, changed_by, new_id, platform, tenant
-from integrationos.api.db import fetch_all, first, get_live, listing, live, page, page_request
+from integrationos.api.db import (
+    ensure_unique_name,
+    fetch_all,
+    first,
+    get_live,
+    listing,
+    live,
+    page,
+    page_request,
+)
 from integrationos.api.errors import ApiError, not_found
 from integrationos.api.routing import resource
 from integrationos.api.schemas import (
@@ -103,14 +112,6 @@ async def _checked(p: Platform, tenant_id: str, condition: dict[str, Any],
     return condition
 
 
-async def _ensure_unique_name(p: Platform, tenant_id: str, name: str, own_id: str = "") -> None:
-    clash = await first(p.engine, live(alert_rules, tenant_id, alert_rules.c.name == name,
-                                       alert_rules.c.id != own_id))
-    if clash is not None:
-        raise ApiError(409, "CONFLICT", f"an alert rule named {name!r} already exists",
-                       [{"field": "/name", "id": clash.id}])
-
-
 def _rule(row: Row) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "severity": row.severity, "enabled": row.enabled,
             "condition": json.loads(row.condition_json),
@@ -138,7 +139,7 @@ async def create_rule(request: Request) -> Response:
     rule_id = new_id("rul")
     async with p.write_lock(tenant_id):
         condition = await _checked(p, tenant_id, body["condition"], body["channels"])
-        await _ensure_unique_name(p, tenant_id, body["name"])
+        await ensure_unique_name(p.engine, alert_rules, "alert rule", tenant_id, body["name"])
         await commit(p, Event(t.ALERT_RULE_CREATED, tenant_id, rule_id,
                               _state(rule_id, body, condition, sealed, 1, request)))
     row = await get_live(p.engine, alert_rules, "alert rule", tenant_id, rule_id)
@@ -168,7 +169,8 @@ async def update_rule(request: Request) -> Response:
         row = await get_live(p.engine, alert_rules, "alert rule", tenant_id, rule_id)
         body = _rule(row) | changes
         condition = await _checked(p, tenant_id, body["condition"], body["channels"])
-        await _ensure_unique_name(p, tenant_id, body["name"], rule_id)
+        await ensure_unique_name(p.engine, alert_rules, "alert rule", tenant_id, body["name"],
+                                 rule_id)
         sealed = sealed_from_text(row.secret_sealed) or {}
         await commit(p, Event(t.ALERT_RULE_UPDATED, tenant_id, rule_id,
                               _state(rule_id, body, condition, sealed, row.version + 1,

@@ -19,7 +19,16 @@ from integrationos import metrics
 from integrationos.api import serializers
 from integrationos.api.commands import commit
 from integrationos.api.context import Platform, new_id, platform, tenant
-from integrationos.api.db import fetch_all, first, get_live, listing, live, page, page_request
+from integrationos.api.db import (
+    ensure_unique_name,
+    fetch_all,
+    first,
+    get_live,
+    listing,
+    live,
+    page,
+    page_request,
+)
 from integrationos.api.errors import ApiError
 from integrationos.api.routes.usage import ensure_connector_slot
 from integrationos.api.routing import resource
@@ -60,14 +69,6 @@ def _check_config(type_name: str, config: dict[str, Any], credentials: dict[str,
     found = validate_config(type_name, config, credentials)
     if found:
         raise ApiError(422, "VALIDATION_FAILED", f"invalid {type_name} connector", found)
-
-
-async def _ensure_unique_name(p: Platform, tenant_id: str, name: str, own_id: str = "") -> None:
-    clash = await first(p.engine, live(
-        connectors, tenant_id, connectors.c.name == name, connectors.c.id != own_id))
-    if clash is not None:
-        raise ApiError(409, "CONFLICT", f"a connector named {name!r} already exists",
-                       [{"field": "/name", "id": clash.id}])
 
 
 def stored_credentials(p: Platform, row: Row) -> dict[str, Any]:
@@ -134,7 +135,7 @@ async def create_connector(request: Request) -> Response:
     sealed = p.vault.seal(credentials) if credentials else None
     connector_id = new_id("con")
     async with p.write_lock(tenant_id):
-        await _ensure_unique_name(p, tenant_id, body["name"])
+        await ensure_unique_name(p.engine, connectors, "connector", tenant_id, body["name"])
         await ensure_connector_slot(p, tenant_id)
         data = _state(connector_id, body["name"], type_name, config, sealed, 1)
         await commit(p, Event(t.CONNECTOR_CREATED, tenant_id, connector_id, data))
@@ -171,7 +172,7 @@ async def update_connector(request: Request) -> Response:
             sealed = sealed_from_text(row.credentials_sealed)
         _check_config(row.connector_type, config, credentials or {})
         await _check_roles_in_use(p, tenant_id, connector_id, row.connector_type, config)
-        await _ensure_unique_name(p, tenant_id, name, connector_id)
+        await ensure_unique_name(p.engine, connectors, "connector", tenant_id, name, connector_id)
         data = _state(connector_id, name, row.connector_type, config, sealed, row.version + 1)
         await commit(p, Event(t.CONNECTOR_UPDATED, tenant_id, connector_id, data))
     return await _respond(p, tenant_id, connector_id)

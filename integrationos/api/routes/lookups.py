@@ -25,6 +25,7 @@ from integrationos.api.context import Platform, new_id, platform, tenant
 from integrationos.api.db import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
+    ensure_unique_name,
     fetch_all,
     first,
     get_live,
@@ -160,14 +161,6 @@ async def _uploaded_rows(request: Request) -> dict[str, Any]:
     return rows
 
 
-async def _ensure_unique_name(p: Platform, tenant_id: str, name: str, own_id: str = "") -> None:
-    clash = await first(p.engine, live(lookups, tenant_id, lookups.c.name == name,
-                                       lookups.c.id != own_id))
-    if clash is not None:
-        raise ApiError(409, "CONFLICT", f"a lookup named {name!r} already exists",
-                       [{"field": "/name", "id": clash.id}])
-
-
 def _state(lookup_id: str, name: str, kind: str, config: dict[str, Any], version: int
            ) -> dict[str, Any]:
     return {"id": lookup_id, "name": name, "lookupType": kind,
@@ -208,7 +201,7 @@ async def create_lookup(request: Request) -> Response:
         rows_json = checked_rows(body["rows"])
     lookup_id = new_id("lkp")
     async with p.write_lock(tenant_id):
-        await _ensure_unique_name(p, tenant_id, body["name"])
+        await ensure_unique_name(p.engine, lookups, "lookup", tenant_id, body["name"])
         await _check_config(p, tenant_id, kind, config)
         data = _state(lookup_id, body["name"], kind, config, 1)
         await commit(p, Event(t.LOOKUP_CREATED, tenant_id, lookup_id, data))
@@ -235,7 +228,7 @@ async def update_lookup(request: Request) -> Response:
         row = await _live_lookup(p, tenant_id, lookup_id)
         name = body.get("name", row.name)
         config = body.get("config", json.loads(row.config_json))
-        await _ensure_unique_name(p, tenant_id, name, lookup_id)
+        await ensure_unique_name(p.engine, lookups, "lookup", tenant_id, name, lookup_id)
         await _check_config(p, tenant_id, row.lookup_type, config)
         data = _state(lookup_id, name, row.lookup_type, config, row.version + 1)
         await commit(p, Event(t.LOOKUP_UPDATED, tenant_id, lookup_id, data))

@@ -180,7 +180,9 @@ def _produce(request: Request, integration_id: str, message_id: str, key: str,
                                   tracing.inject(headers))
 
 
-async def get_message(request: Request) -> Response:
+async def _message_with_history(request: Request) -> tuple[Row, list[Row]]:
+    """The path's message and its events in lifecycle order, or 404: what both the message
+    view and its lineage are built from."""
     p, tenant_id, message_id = platform(request), tenant(request), request.path_params["id"]
     row = await first(p.engine, select(messages).where(
         messages.c.tenant_id == tenant_id, messages.c.id == message_id))
@@ -188,19 +190,16 @@ async def get_message(request: Request) -> Response:
         raise not_found("message", message_id)
     events = await fetch_all(p.engine, select(message_events).where(
         message_events.c.tenant_id == tenant_id, message_events.c.message_id == message_id))
-    return JSONResponse(serializers.message(row, sorted(events, key=_lifecycle_order)))
+    return row, sorted(events, key=_lifecycle_order)
+
+
+async def get_message(request: Request) -> Response:
+    return JSONResponse(serializers.message(*await _message_with_history(request)))
 
 
 async def get_message_trace(request: Request) -> Response:
     """The message's lineage: its events in order with the time between them and its trace."""
-    p, tenant_id, message_id = platform(request), tenant(request), request.path_params["id"]
-    row = await first(p.engine, select(messages).where(
-        messages.c.tenant_id == tenant_id, messages.c.id == message_id))
-    if row is None:
-        raise not_found("message", message_id)
-    events = await fetch_all(p.engine, select(message_events).where(
-        message_events.c.tenant_id == tenant_id, message_events.c.message_id == message_id))
-    return JSONResponse(lineage(row, sorted(events, key=_lifecycle_order)))
+    return JSONResponse(lineage(*await _message_with_history(request)))
 
 
 routes = [

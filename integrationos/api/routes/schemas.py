@@ -15,7 +15,16 @@ from starlette.responses import JSONResponse, Response
 
 from integrationos.api.commands import commit
 from integrationos.api.context import Platform, new_id, platform, tenant
-from integrationos.api.db import fetch_all, first, get_live, listing, live, page, page_request
+from integrationos.api.db import (
+    ensure_unique_name,
+    fetch_all,
+    first,
+    get_live,
+    listing,
+    live,
+    page,
+    page_request,
+)
 from integrationos.api.errors import ApiError, not_found
 from integrationos.api.routing import resource
 from integrationos.api.schemas import SCHEMA_CREATE, SCHEMA_VALIDATE, SCHEMA_VERSION_CREATE
@@ -53,13 +62,6 @@ def _check_examples(schema: ResolvedSchema, examples: list[Any]) -> None:
         raise ApiError(422, "VALIDATION_FAILED",
                        f"examples must be documents version {schema.version} accepts",
                        [{"field": f["pointer"], "message": f["message"]} for f in found])
-
-
-async def _ensure_unique_name(p: Platform, tenant_id: str, name: str) -> None:
-    clash = await first(p.engine, live(schemas, tenant_id, schemas.c.name == name))
-    if clash is not None:
-        raise ApiError(409, "CONFLICT", f"a schema named {name!r} already exists",
-                       [{"field": "/name", "id": clash.id}])
 
 
 async def _version(p: Platform, head: Row, version: int) -> Row:
@@ -127,7 +129,7 @@ async def create_schema(request: Request) -> Response:
     head = {"name": body["name"], "format": body["format"],
             "compatibility": body.get("compatibility", "BACKWARD")}
     async with p.write_lock(tenant_id):
-        await _ensure_unique_name(p, tenant_id, body["name"])
+        await ensure_unique_name(p.engine, schemas, "schema", tenant_id, body["name"])
         await commit(p, _version_added(tenant_id, schema_id, head, 1, text,
                                        body.get("examples", [])))
     return await _respond(p, tenant_id, schema_id, 201)

@@ -14,7 +14,16 @@ from starlette.responses import JSONResponse, Response
 from integrationos.api import serializers
 from integrationos.api.commands import commit
 from integrationos.api.context import Platform, new_id, platform, tenant
-from integrationos.api.db import fetch_all, first, get_live, listing, live, page, page_request
+from integrationos.api.db import (
+    ensure_unique_name,
+    fetch_all,
+    first,
+    get_live,
+    listing,
+    live,
+    page,
+    page_request,
+)
 from integrationos.api.errors import ApiError, not_found
 from integrationos.api.routing import resource
 from integrationos.api.schemas import TRANSFORMATION_CREATE, TRANSFORMATION_UPDATE
@@ -59,15 +68,6 @@ def _schema_text(schema: Any, field: str = "sourceSchema") -> str | None:
     return text
 
 
-async def _ensure_unique_name(p: Platform, tenant_id: str, name: str, own_id: str = "") -> None:
-    clash = await first(p.engine, live(
-        transformations, tenant_id, transformations.c.name == name,
-        transformations.c.id != own_id))
-    if clash is not None:
-        raise ApiError(409, "CONFLICT", f"a transformation named {name!r} already exists",
-                       [{"field": "/name", "id": clash.id}])
-
-
 def _state(transformation_id: str, name: str, source: str | None, target: str | None,
            expression: str, version: int) -> dict[str, Any]:
     return {"id": transformation_id, "name": name, "sourceSchema": source,
@@ -89,7 +89,8 @@ async def create_transformation(request: Request) -> Response:
     target = _schema_text(body.get("targetSchema"), "targetSchema")
     transformation_id = new_id("trf")
     async with p.write_lock(tenant_id):
-        await _ensure_unique_name(p, tenant_id, body["name"])
+        await ensure_unique_name(p.engine, transformations, "transformation", tenant_id,
+                                 body["name"])
         data = _state(transformation_id, body["name"], source, target, expression, 1)
         await commit(p, Event(t.TRANSFORMATION_CREATED, tenant_id, transformation_id, data))
     return await _respond(p, tenant_id, transformation_id, 201)
@@ -119,7 +120,8 @@ async def update_transformation(request: Request) -> Response:
                   else row.source_schema)
         target = (_schema_text(body["targetSchema"], "targetSchema") if "targetSchema" in body
                   else row.target_schema)
-        await _ensure_unique_name(p, tenant_id, name, transformation_id)
+        await ensure_unique_name(p.engine, transformations, "transformation", tenant_id, name,
+                                 transformation_id)
         data = _state(transformation_id, name, source, target, expression or row.expression,
                       row.version + 1)
         await commit(p, Event(t.TRANSFORMATION_UPDATED, tenant_id, transformation_id, data))
